@@ -1,0 +1,19 @@
+"""Reusable datapath pieces shared by the generators."""
+
+from .leading_zeros import LeadingZeroCount, count_leading_zeros
+from .params import check_choice, check_lanes, check_mx_format, check_power_of_two, is_int
+from .pipeline import pipeline_stage
+from .tree import max_tree, reduce_tree
+
+__all__ = [
+    "LeadingZeroCount",
+    "check_choice",
+    "check_lanes",
+    "check_mx_format",
+    "check_power_of_two",
+    "count_leading_zeros",
+    "is_int",
+    "max_tree",
+    "pipeline_stage",
+    "reduce_tree",
+]
