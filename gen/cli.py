@@ -139,8 +139,9 @@ def cmd_verify(args) -> int:
         core.check_vectors(params, vectors)          # fail before any build
     dump = _AtomicOutput(args.dump, "dump file") if args.dump else None
     try:
-        _stage(f"verifying {core.name} on {args.sim} "
-               f"({'vectors from ' + args.vectors if vectors else f'{args.n} random vectors + corner cases, seed {args.seed}'})")
+        source = (f"vectors from {args.vectors}" if vectors is not None else
+                  f"{args.n} random vectors + corner cases, seed {args.seed}")
+        _stage(f"verifying {core.name} on {args.sim} ({source})")
         report = verify(core, params, sim=args.sim, n=args.n, seed=args.seed, vectors=vectors,
                         work_dir=Path(args.work_dir), idle_prob=args.idle,
                         stall_prob=args.backpressure)
@@ -289,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("narrowgen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:           # e.g. `narrowgen list --json | head`
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":

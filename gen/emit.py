@@ -65,7 +65,7 @@ class Emitted:
 
     @property
     def manifest_json(self) -> str:
-        return json.dumps(self.manifest, indent=2, sort_keys=False) + "\n"
+        return json.dumps(self.manifest, indent=2, ensure_ascii=False) + "\n"
 
 
 def emit(core: Core, params) -> Emitted:
@@ -106,7 +106,7 @@ def _atomic_write(path: Path, text: str) -> None:
     """Write via a temporary file in the same directory so no partial file is ever left."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:

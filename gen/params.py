@@ -12,8 +12,9 @@ so ``-p block_size=16`` means the same thing everywhere.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from hdl.formats import MX_FORMATS
 

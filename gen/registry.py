@@ -1,4 +1,4 @@
-"""The core registry: every generator narrowgen ships, described once (DESIGN.md, the core contract).
+"""The core registry: every generator narrowgen ships, described once (DESIGN.md: core contract).
 
 A :class:`Core` bundles what the CLI, the generic testbench, the manifest writer and the synthesis
 flow need to handle a generator with no core-specific code of their own:
@@ -18,8 +18,9 @@ flow need to handle a generator with no core-specific code of their own:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -74,8 +75,7 @@ def _load() -> None:
 
 
 def all_cores() -> dict[str, Core]:
-    if not _REGISTRY:
-        _load()
+    _load()                       # idempotent: modules register once, on first import
     return dict(sorted(_REGISTRY.items()))
 
 

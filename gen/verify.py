@@ -1,4 +1,4 @@
-"""Verification of any registered core: stimulus → golden → emitted Verilog in a simulator → compare.
+"""Verification of any registered core: stimulus, golden model, emitted Verilog, simulator, compare.
 
 Used by ``narrowgen verify``, ``make demo`` and the test suite alike, so the tests check exactly
 what users run. A run that checked zero transactions is a failure, never a pass.

@@ -123,7 +123,8 @@ def corner_fp32_blocks(fmt: str | MXFormat, block_size: int) -> np.ndarray:
         for s in (-127, -3, 0, 5, 127 - elem.emax):
             top = np.float32(2.0 ** (elem.emax + s))
             lsb = 2.0 ** (elem.emin - elem.mbits + s)
-            ties = (np.arange(block_size) + 0.5) * lsb
+            span = 1 << (elem.emax - elem.emin + elem.mbits)   # top / lsb: stay below the top
+            ties = (np.arange(block_size) % span + 0.5) * lsb
             b = _bits(ties.astype(np.float32))
             b[0] = _bits(top)
             b[1::2] |= 0x80000000

@@ -1,0 +1,100 @@
+"""``make bench``: measured numbers, written as JSON reports under ``build/bench/``.
+
+Speed and size targets are checked here, never by timed tests. Current reports:
+
+* ``golden.json``: golden-model throughput (values/s) of quantize and dequantize per format;
+* ``verify.json``: co-simulation throughput (vectors/s, cycles/s) per core, format and simulator,
+  with build time (cold build when the cache is empty) and the pass/fail of each run.
+
+The synthesis flow (area, Fmax) adds its own report when it lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hdl.formats import MX_FORMATS
+from sim.golden import mx as golden_mx
+
+from .emit import tool_versions
+from .params import parse_assignments
+from .registry import get_core
+from .verify import verify
+
+
+def _host() -> dict:
+    return {"python": platform.python_version(), "machine": platform.machine(),
+            "tools": tool_versions()}
+
+
+def bench_golden(n_values: int = 1 << 20) -> dict:
+    rng = np.random.default_rng(0)
+    x = (rng.standard_t(3, n_values) * 10).astype(np.float32)
+    rows = []
+    for fmt in MX_FORMATS:
+        t0 = time.perf_counter()
+        q = golden_mx.quantize(x, fmt)
+        t1 = time.perf_counter()
+        golden_mx.dequantize(q)
+        t2 = time.perf_counter()
+        rows.append({"format": fmt, "values": n_values,
+                     "quantize_values_per_s": round(n_values / (t1 - t0)),
+                     "dequantize_values_per_s": round(n_values / (t2 - t1))})
+        print(f"golden {fmt:<11} quantize {rows[-1]['quantize_values_per_s']:>12,} values/s  "
+              f"dequantize {rows[-1]['dequantize_values_per_s']:>12,} values/s", flush=True)
+    return {"host": _host(), "results": rows}
+
+
+def bench_verify(work_dir: Path, n: dict[str, int]) -> dict:
+    rows = []
+    for core_name in ("mx-quantize", "mx-dequantize"):
+        core = get_core(core_name)
+        for fmt in MX_FORMATS:
+            params = parse_assignments(core.params, [f"format={fmt}"])
+            for sim, count in n.items():
+                r = verify(core, params, sim=sim, n=count, seed=11, work_dir=work_dir)
+                rows.append({
+                    "core": core_name, "format": fmt, "simulator": sim,
+                    "vectors": r.transactions, "mismatches": r.mismatches, "passed": r.passed,
+                    "cycles": r.cycles, "build_s": round(r.build_seconds, 2),
+                    "sim_s": round(r.sim_seconds, 2),
+                    "vectors_per_s": round(r.transactions / r.sim_seconds),
+                    "cycles_per_s": round(r.cycles / r.sim_seconds),
+                })
+                print(f"verify {core_name:<13} {fmt:<11} {sim:<9} {r.transactions:>6} vectors "
+                      f"{'PASS' if r.passed else 'FAIL'}  {rows[-1]['vectors_per_s']:>7,} "
+                      f"vectors/s  build {r.build_seconds:5.1f} s", flush=True)
+    return {"host": _host(), "results": rows}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gen.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="build/bench", help="report directory")
+    ap.add_argument("--work-dir", default="build", help="simulator build cache")
+    ap.add_argument("--verilator-vectors", type=int, default=20_000)
+    ap.add_argument("--icarus-vectors", type=int, default=4_000)
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    reports = {
+        "golden.json": bench_golden(),
+        "verify.json": bench_verify(Path(args.work_dir), {"verilator": args.verilator_vectors,
+                                                          "icarus": args.icarus_vectors}),
+    }
+    failed = 0
+    for name, rep in reports.items():
+        (out / name).write_text(json.dumps(rep, indent=2) + "\n")
+        failed += sum(1 for r in rep["results"] if r.get("passed") is False)
+        print(f"wrote {out / name}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

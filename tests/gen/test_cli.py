@@ -1,0 +1,158 @@
+"""The narrowgen CLI: outputs, determinism, and one clear line for every bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gen.cli import main
+
+from ..conftest import ROOT
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("narrowgen: error: ")
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+def test_list_plain(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert "mx-quantize" in names and "mx-dequantize" in names
+
+
+def test_list_json_gives_every_parameter(capsys):
+    code, out, _ = run(capsys, "list", "--json")
+    cores = {c["name"]: c for c in json.loads(out)}
+    params = {p["name"]: p for p in cores["mx-quantize"]["params"]}
+    assert set(params) == {"format", "block_size", "rounding", "lanes"}
+    assert params["rounding"] == {"name": "rounding", "type": "enum", "default": "even",
+                                  "allowed": ["even", "nearest"], "doc": params["rounding"]["doc"]}
+    assert "x: float32" in cores["mx-quantize"]["vectors"]
+
+
+def test_gen_is_byte_identical(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        code, out, _ = run(capsys, "gen", "mx-quantize", "-p", "format=mxfp4_e2m1",
+                           "-p", "block_size=8", "-o", str(d))
+        assert code == 0
+    top = "mx_quantize_fp4_e2m1_b8_l8_even"
+    for name in (f"{top}.v", "manifest.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    text = (a / f"{top}.v").read_text()
+    assert f"module {top}(" in text
+    assert "\\i__payload." not in text          # debug wires stripped
+    m = json.loads((a / "manifest.json").read_text())
+    assert m["core"] == "mx-quantize" and m["params"]["lanes"] == 8
+    assert m["ports"]["o"]["payload"]["width"] == 8 + 8 * 4
+    assert isinstance(m["latency"], int) and m["latency"] >= 1
+    assert len(m["verilog_sha256"]) == 64
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["gen", "mx-frobnicate"], ["unknown core 'mx-frobnicate'", "mx-quantize"]),
+    (["gen", "mx-quantize", "-p", "block_size=3"], ["block_size=3", "allowed: 2, 4"]),
+    (["gen", "mx-quantize", "-p", "format=fp9"], ["format=fp9", "mxint8"]),
+    (["gen", "mx-quantize", "-p", "speed=9"], ["unknown parameter 'speed'"]),
+    (["verify", "mx-quantize", "-p", "lanes=3"], ["lanes=3"]),
+])
+def test_bad_parameters(capsys, argv, fragments):
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_unwritable_output_dir(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(capsys, "gen", "mx-quantize", "-o", str(blocker / "sub"))
+    assert_one_line_error(code, err, "cannot write to output directory")
+
+
+# --- quantize ----------------------------------------------------------------------------------
+
+def test_quantize_writes_the_golden_contract(tmp_path, capsys):
+    from sim.golden import mx
+    rng = np.random.default_rng(5)
+    x = (rng.standard_t(3, (3, 7, 40)) * 100).astype(np.float32)
+    src, dst = tmp_path / "x.npy", tmp_path / "q.npz"
+    np.save(src, x)
+    code, out, _ = run(capsys, "quantize", str(src), "-f", "mxfp6_e2m3", "--block-size", "16",
+                       "--axis", "1", "--rounding", "nearest", "-o", str(dst))
+    assert code == 0, out
+    z = np.load(dst)
+    q = mx.quantize(x, "mxfp6_e2m3", block_size=16, axis=1, rounding="nearest")
+    np.testing.assert_array_equal(z["scales"], q.scales)
+    np.testing.assert_array_equal(z["codes"], q.codes)
+    assert z["scales"].dtype == np.uint8 and z["codes"].dtype == np.uint8
+    assert z["values"].dtype == np.float32 and z["values"].shape == x.shape
+    assert str(z["format"]) == "mxfp6_e2m3" and int(z["block_size"]) == 16
+    assert str(z["rounding"]) == "nearest"
+
+
+@pytest.mark.parametrize("setup, fragments", [
+    ("missing", ["does not exist"]),
+    ("corrupt", ["not a readable"]),
+    ("float64", ["holds float64", "float32"]),
+    ("empty", ["empty"]),
+    ("npz", ["must be a .npy array"]),
+])
+def test_quantize_bad_input_file(tmp_path, capsys, setup, fragments):
+    src, dst = tmp_path / "in.npy", tmp_path / "out.npz"
+    if setup == "corrupt":
+        src.write_bytes(b"\x93NUMPY garbage")
+    elif setup == "float64":
+        np.save(src, np.ones(8))
+    elif setup == "empty":
+        np.save(src, np.zeros(0, np.float32))
+    elif setup == "npz":
+        src = tmp_path / "in.npz"
+        np.savez(src, a=np.ones(8, np.float32), b=np.ones(8, np.float32))
+    code, _, err = run(capsys, "quantize", str(src), "-f", "mxint8", "-o", str(dst))
+    assert_one_line_error(code, err, *fragments)
+    assert not dst.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.npz")]
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    (["-f", "mxint8", "--block-size", "3"], ["--block-size", "power of two in 1..1024, not 3"]),
+    (["-f", "fp9"], ["invalid choice: 'fp9'"]),
+    (["-f", "mxint8", "--axis", "5"], ["--axis 5 is out of range", "-1..0"]),
+])
+def test_quantize_bad_options(tmp_path, capsys, extra, fragments):
+    src, dst = tmp_path / "in.npy", tmp_path / "out.npz"
+    np.save(src, np.ones(8, np.float32))
+    try:
+        code = main(["quantize", str(src), "-o", str(dst)] + extra)
+    except SystemExit as e:                 # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert all(f in err for f in fragments), err
+    assert not dst.exists()
+
+
+def test_no_traceback_from_the_installed_command(tmp_path):
+    """The console script itself, as a user runs it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "gen.cli", "verify", "mx-quantize", "--vectors",
+                        str(tmp_path / "nope.npz")], capture_output=True, text=True, env=env,
+                       cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (f"narrowgen: error: vectors file '{tmp_path / 'nope.npz'}' "
+                                f"does not exist")
