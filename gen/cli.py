@@ -144,7 +144,7 @@ def cmd_verify(args) -> int:
         _stage(f"verifying {core.name} on {args.sim} ({source})")
         report = verify(core, params, sim=args.sim, n=args.n, seed=args.seed, vectors=vectors,
                         work_dir=Path(args.work_dir), idle_prob=args.idle,
-                        stall_prob=args.backpressure)
+                        stall_prob=args.backpressure, progress=_stage)
         for line in report.summary_lines():
             print(line)
         if dump is not None:

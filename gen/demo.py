@@ -26,7 +26,7 @@ def main() -> int:
     print(f"narrowgen demo: {core.name} {' '.join(DEMO_PARAMS)} -> Verilog -> Verilator "
           f"-> golden model ({DEMO_VECTORS} random blocks + corner cases)", flush=True)
     report = verify(core, params, sim="verilator", n=DEMO_VECTORS, seed=1,
-                    work_dir=Path("build"))
+                    work_dir=Path("build"), progress=lambda msg: print(f"  {msg}", flush=True))
     print()
     print("summary")
     for line in report.summary_lines():

@@ -7,6 +7,7 @@ what users run. A run that checked zero transactions is a failure, never a pass.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def _fmt_array(a: np.ndarray) -> str:
 
 def verify(core: Core, params, *, sim: str = "verilator", n: int = 1000, seed: int = 1,
            vectors: dict | None = None, work_dir: Path = DEFAULT_WORK_DIR,
-           idle_prob: float = 0.2, stall_prob: float = 0.2) -> VerifyReport:
+           idle_prob: float = 0.2, stall_prob: float = 0.2,
+           progress: Callable[[str], None] | None = None) -> VerifyReport:
     """Verify ``core`` at ``params`` bit for bit against its golden model.
 
     With ``vectors`` (the arrays of a user's ``--vectors`` file) the inputs come from there;
@@ -109,7 +111,8 @@ def verify(core: Core, params, *, sim: str = "verilator", n: int = 1000, seed: i
     out_bytes = (payload_width(out_layout) + 7) // 8
 
     run = simulate(vpath, emitted.top, sim, in_rows, exp_rows, out_bytes=out_bytes, seed=seed,
-                   work_dir=Path(work_dir), idle_prob=idle_prob, stall_prob=stall_prob)
+                   work_dir=Path(work_dir), idle_prob=idle_prob, stall_prob=stall_prob,
+                   progress=progress)
 
     report = VerifyReport(core=core.name, top=emitted.top, params=params.resolved(),
                           simulator=sim, seed=seed, transactions=count, mismatches=0,

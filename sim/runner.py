@@ -17,6 +17,7 @@ import hashlib
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +97,8 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 
 def simulate(verilog: Path, top: str, sim: str, in_beats: np.ndarray, expected: np.ndarray,
              *, out_bytes: int, seed: int, work_dir: Path, idle_prob: float = 0.2,
-             stall_prob: float = 0.2, watchdog_cycles: int = 2000) -> SimRun:
+             stall_prob: float = 0.2, watchdog_cycles: int = 2000,
+             progress: Callable[[str], None] | None = None) -> SimRun:
     """Run the generic stream testbench on ``verilog`` and return what the hardware produced.
 
     Parameters
@@ -113,7 +115,10 @@ def simulate(verilog: Path, top: str, sim: str, in_beats: np.ndarray, expected: 
         Parent of the cached build directories and of this run's job and logs.
     idle_prob, stall_prob
         Probability of an idle input cycle and of ``o.ready`` low in a cycle.
+    progress
+        Called with one line per step (build, simulate) for long runs.
     """
+    say = progress or (lambda msg: None)
     if sim not in SIMULATORS:
         raise SimError(f"unknown simulator {sim!r}; allowed: {', '.join(SIMULATORS)}")
     from cocotb_tools.runner import VerilatorControlFile, get_runner
@@ -145,6 +150,9 @@ def simulate(verilog: Path, top: str, sim: str, in_beats: np.ndarray, expected: 
                 f'public_flat_rw -module "{top}" -var "{port}"\n' for port in TB_PORTS))
             sources.append(VerilatorControlFile(control))
             build_args = ["-Wno-fatal", "-Wno-WIDTH", "--no-public-flat-rw"]
+        cached = (build_dir / "build.ok").exists()
+        say(f"{'reusing' if cached else 'building'} the {sim} model of {top}"
+            f"{'' if cached else ' (once per configuration)'}")
         try:
             # One build per directory at a time: parallel test workers share the cache.
             with open(build_dir / ".lock", "w") as lock:
@@ -156,6 +164,8 @@ def simulate(verilog: Path, top: str, sim: str, in_beats: np.ndarray, expected: 
             raise SimError(f"{sim} build of {top} failed ({exc}); log: {build_log}\n"
                            f"{_log_tail(build_log)}") from None
         build_seconds = time.perf_counter() - t0
+        (build_dir / "build.ok").touch()
+        say(f"simulating {in_beats.shape[0]} input and {expected.shape[0]} output beats")
 
         run_dir = build_dir / f"run-{os.getpid()}-{time.time_ns()}"
         run_dir.mkdir()

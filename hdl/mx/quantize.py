@@ -222,7 +222,8 @@ class MXQuantize(wiring.Component):
     @property
     def throughput(self):
         return (f"1 input beat per cycle ({self.lanes} values); "
-                f"1 block per {self.beats_per_block} cycles")
+                + ("1 block per cycle" if self.beats_per_block == 1
+                   else f"1 block every {self.beats_per_block} cycles"))
 
     def elaborate(self, platform):
         m = Module()

@@ -156,3 +156,85 @@ def test_no_traceback_from_the_installed_command(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == (f"narrowgen: error: vectors file '{tmp_path / 'nope.npz'}' "
                                 f"does not exist")
+
+
+# --- verify: vectors in, hardware outputs out ----------------------------------------------------
+
+def test_verify_vectors_and_dump_mx_quantize(tmp_path, capsys, work_dir):
+    from sim.golden import mx
+    rng = np.random.default_rng(9)
+    x = (rng.standard_t(2, (3, 70)) * 1e3).astype(np.float32)    # 70: a partial last block
+    x[1, 5] = np.nan
+    vec, dump = tmp_path / "in.npz", tmp_path / "out.npz"
+    np.savez(vec, x=x)
+    code, out, _ = run(capsys, "verify", "mx-quantize", "-p", "format=mxfp6_e3m2", "--sim",
+                       "icarus", "--vectors", str(vec), "--dump", str(dump),
+                       "--work-dir", str(work_dir))
+    assert code == 0, out
+    assert "vectors     9 checked, 0 mismatches" in out
+    q = mx.quantize(x, "mxfp6_e3m2")
+    z = np.load(dump)
+    assert z["scales"].dtype == np.uint8 and z["scales"].shape == (3, 3)
+    assert z["codes"].dtype == np.uint8 and z["codes"].shape == (3, 96)
+    np.testing.assert_array_equal(z["scales"], q.scales)
+    np.testing.assert_array_equal(z["codes"], q.codes)
+
+
+def test_verify_vectors_and_dump_mx_dequantize(tmp_path, capsys, work_dir):
+    from sim.golden import mx
+    rng = np.random.default_rng(4)
+    scales = rng.integers(0, 256, (2, 5)).astype(np.uint8)
+    codes = rng.integers(0, 16, (2, 5 * 32)).astype(np.uint8)
+    vec, dump = tmp_path / "in.npz", tmp_path / "out.npz"
+    np.savez(vec, scales=scales, codes=codes)
+    code, out, _ = run(capsys, "verify", "mx-dequantize", "-p", "format=mxfp4_e2m1", "--sim",
+                       "icarus", "--vectors", str(vec), "--dump", str(dump),
+                       "--work-dir", str(work_dir))
+    assert code == 0, out
+    want = mx.dequantize_blocks(scales.reshape(-1), codes.reshape(-1, 32), "mxfp4_e2m1")
+    got = np.load(dump)["values"]
+    assert got.dtype == np.float32 and got.shape == codes.shape
+    np.testing.assert_array_equal(got.view(np.uint32), want.reshape(codes.shape))
+
+
+@pytest.mark.parametrize("arrays, fragments", [
+    ({"y": np.ones(32, np.float32)}, ["no array 'x'", "it holds: y"]),
+    ({"x": np.ones(32)}, ["array 'x' must be float32", "not float64"]),
+    ({"x": np.ones(0, np.float32)}, ["array 'x' is empty"]),
+])
+def test_verify_bad_vectors_mx_quantize(tmp_path, capsys, arrays, fragments):
+    vec, dump = tmp_path / "in.npz", tmp_path / "out.npz"
+    np.savez(vec, **arrays)
+    code, _, err = run(capsys, "verify", "mx-quantize", "--vectors", str(vec),
+                       "--dump", str(dump))
+    assert_one_line_error(code, err, *fragments)
+    assert not dump.exists()
+
+
+@pytest.mark.parametrize("arrays, fragments", [
+    ({"scales": np.zeros(2, np.uint8), "codes": np.zeros(63, np.uint8)},
+     ["'codes' must have shape (64,)", "not (63,)"]),
+    ({"scales": np.zeros(2, np.uint8), "codes": np.full(64, 16, np.uint8)},
+     ["holds 16", "4-bit mxfp4_e2m1", "0..15"]),
+    ({"scales": np.zeros(2, np.int32), "codes": np.zeros(64, np.uint8)},
+     ["'scales' must be uint8", "not int32"]),
+])
+def test_verify_bad_vectors_mx_dequantize(tmp_path, capsys, arrays, fragments):
+    vec = tmp_path / "in.npz"
+    np.savez(vec, **arrays)
+    code, _, err = run(capsys, "verify", "mx-dequantize", "-p", "format=mxfp4_e2m1",
+                       "--vectors", str(vec))
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_verify_corrupt_vectors_and_unwritable_dump(tmp_path, capsys):
+    vec = tmp_path / "in.npz"
+    vec.write_bytes(b"PK\x03\x04 not really a zip")
+    code, _, err = run(capsys, "verify", "mx-quantize", "--vectors", str(vec))
+    assert_one_line_error(code, err, "is not a readable .npy/.npz file")
+    np.savez(vec, x=np.ones(32, np.float32))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(capsys, "verify", "mx-quantize", "--vectors", str(vec), "--dump",
+                       str(blocker / "out.npz"))
+    assert_one_line_error(code, err, "cannot write dump file")
