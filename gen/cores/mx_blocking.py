@@ -20,6 +20,24 @@ def check_lanes(block_size: int, lanes: int | None) -> None:
                          f"allowed: {', '.join(map(str, ok))}")
 
 
+class BlockLanes:
+    """Methods of the parameter dataclasses that have ``block_size`` and ``lanes`` fields."""
+
+    block_size: int
+    lanes: int | None
+
+    def check(self):
+        check_lanes(self.block_size, self.lanes)
+
+    @property
+    def lanes_resolved(self) -> int:
+        """``lanes`` with its default (``block_size``: one block per beat) filled in."""
+        return self.block_size if self.lanes is None else self.lanes
+
+    def resolved(self) -> dict:
+        return {**self.as_dict(), "lanes": self.lanes_resolved}
+
+
 def require(arrays: dict, name: str, dtype, what: str) -> np.ndarray:
     """Fetch one array of a user's vectors file, checking presence and dtype."""
     if name not in arrays:

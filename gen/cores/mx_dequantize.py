@@ -12,27 +12,17 @@ from sim.vectors.mx import corner_mx_blocks, random_mx_blocks
 
 from ..params import Params, param
 from ..registry import Core, VectorError, register
-from .mx_blocking import BLOCK_SIZES, LANES_ALLOWED, check_lanes, require
+from .mx_blocking import BLOCK_SIZES, LANES_ALLOWED, BlockLanes, require
 
 
 @dataclass(frozen=True)
-class MXDequantizeParams(Params):
+class MXDequantizeParams(BlockLanes, Params):
     format: str = param("mxfp8_e4m3", kind="format", doc="element format of the MX input")
     block_size: int = param(32, kind="int", choices=BLOCK_SIZES,
                             doc="elements sharing one E8M0 scale")
     lanes: int | None = param(None, kind="int", allowed=LANES_ALLOWED, optional=True,
                               doc="FP32 values per output beat (a block leaves in "
                                   "block_size/lanes beats); default block_size")
-
-    def check(self):
-        check_lanes(self.block_size, self.lanes)
-
-    @property
-    def lanes_resolved(self) -> int:
-        return self.block_size if self.lanes is None else self.lanes
-
-    def resolved(self) -> dict:
-        return {**self.as_dict(), "lanes": self.lanes_resolved}
 
 
 def _build(p: MXDequantizeParams):

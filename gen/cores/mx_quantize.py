@@ -12,11 +12,11 @@ from sim.vectors.mx import corner_fp32_blocks, random_fp32_blocks
 
 from ..params import Params, param
 from ..registry import Core, register
-from .mx_blocking import BLOCK_SIZES, LANES_ALLOWED, check_lanes, pad_last_axis, require
+from .mx_blocking import BLOCK_SIZES, LANES_ALLOWED, BlockLanes, pad_last_axis, require
 
 
 @dataclass(frozen=True)
-class MXQuantizeParams(Params):
+class MXQuantizeParams(BlockLanes, Params):
     format: str = param("mxfp8_e4m3", kind="format", doc="element format of the MX output")
     block_size: int = param(32, kind="int", choices=BLOCK_SIZES,
                             doc="elements sharing one E8M0 scale")
@@ -25,16 +25,6 @@ class MXQuantizeParams(Params):
     lanes: int | None = param(None, kind="int", allowed=LANES_ALLOWED, optional=True,
                               doc="FP32 values per input beat (a block spans block_size/lanes "
                                   "beats); default block_size")
-
-    def check(self):
-        check_lanes(self.block_size, self.lanes)
-
-    @property
-    def lanes_resolved(self) -> int:
-        return self.block_size if self.lanes is None else self.lanes
-
-    def resolved(self) -> dict:
-        return {**self.as_dict(), "lanes": self.lanes_resolved}
 
 
 def _build(p: MXQuantizeParams):
