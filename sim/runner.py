@@ -208,3 +208,103 @@ def simulate(verilog: Path, top: str, sim: str, in_beats: np.ndarray, expected: 
     for name in ("job.npz", "result.npz"):      # large and already consumed; the log stays
         (run_dir / name).unlink(missing_ok=True)
     return run
+
+
+@dataclass(frozen=True)
+class CocotbRun:
+    tests: int                  # cocotb tests that ran
+    failed: int                 # of which failed
+    run_dir: Path               # this run's directory: job file, results.xml, sim.log, outputs
+    log: Path
+    build_seconds: float
+    sim_seconds: float
+
+
+def run_cocotb(verilog: Path, top: str, sim: str, *, test_module: str, ports: tuple[str, ...],
+               work_dir: Path, job: dict | None = None, job_env: str = _JOB_ENV,
+               testcase: str | None = None,
+               progress: Callable[[str], None] | None = None) -> CocotbRun:
+    """Build ``verilog`` (cached like :func:`simulate`) and run any cocotb ``test_module`` on it.
+
+    ``ports`` are the top-level signals the testbench touches (Verilator exposes only those).
+    ``job``, if given, is saved as ``job.npz`` in a fresh run directory and named in the
+    environment variable ``job_env``; the testbench may write its outputs next to it. Failing
+    cocotb tests are counted in the result, not raised; a simulator that dies raises
+    :class:`SimError`.
+    """
+    say = progress or (lambda msg: None)
+    if sim not in SIMULATORS:
+        raise SimError(f"unknown simulator {sim!r}; allowed: {', '.join(SIMULATORS)}")
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import VerilatorControlFile, get_runner
+
+    env = _environment(sim)
+    text = Path(verilog).read_bytes()
+    flavour = f"{sim} {VERILATOR_OPT if sim == 'verilator' else ''} {sorted(ports)}".encode()
+    digest = hashlib.sha256(text + flavour).hexdigest()[:16]
+    build_dir = Path(work_dir).resolve() / "sim_build" / f"{top}-{digest}" / sim
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / f"{top}.v"
+    if not source.exists() or source.read_bytes() != text:
+        source.write_bytes(text)
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        runner = get_runner(sim)
+        build_log = build_dir / "build.log"
+        sources, build_args = [source], []
+        if sim == "verilator":
+            control = build_dir / "ports.vlt"
+            control.write_text("`verilator_config\n" + "".join(
+                f'public_flat_rw -module "{top}" -var "{port}"\n' for port in ports))
+            sources.append(VerilatorControlFile(control))
+            build_args = ["-Wno-fatal", "-Wno-WIDTH", "--no-public-flat-rw"]
+        cached = (build_dir / "build.ok").exists()
+        say(f"{'reusing' if cached else 'building'} the {sim} model of {top}")
+        t0 = time.perf_counter()
+        try:
+            with open(build_dir / ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                             build_args=build_args, timescale=("1ns", "1ps"),
+                             log_file=build_log)
+        except (Exception, SystemExit) as exc:
+            raise SimError(f"{sim} build of {top} failed ({exc}); log: {build_log}\n"
+                           f"{_log_tail(build_log)}") from None
+        build_seconds = time.perf_counter() - t0
+        (build_dir / "build.ok").touch()
+
+        run_dir = build_dir / f"run-{os.getpid()}-{time.time_ns()}"
+        run_dir.mkdir()
+        extra_env = {"PYTHONPATH": os.pathsep.join(filter(None, [
+            str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+        if job is not None:
+            np.savez(run_dir / "job.npz", **job)
+            extra_env[job_env] = str(run_dir / "job.npz")
+        test_log = run_dir / "sim.log"
+        results_xml = run_dir / "results.xml"
+        say(f"running {test_module} on {sim}")
+        t0 = time.perf_counter()
+        try:
+            runner.test(test_module=test_module, hdl_toplevel=top, build_dir=build_dir,
+                        test_dir=run_dir, extra_env=extra_env, log_file=test_log,
+                        results_xml=str(results_xml), testcase=testcase,
+                        timescale=("1ns", "1ps") if sim == "icarus" else None,
+                        hdl_toplevel_lang="verilog")
+        except (Exception, SystemExit):
+            pass                  # failing tests also end here; results.xml tells them apart
+        sim_seconds = time.perf_counter() - t0
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    try:
+        tests, failed = get_results(results_xml)
+    except RuntimeError:
+        raise SimError(f"{sim} run of {top} ended without results; log: {test_log}\n"
+                       f"{_log_tail(test_log)}") from None
+    return CocotbRun(tests=tests, failed=failed, run_dir=run_dir, log=test_log,
+                     build_seconds=build_seconds, sim_seconds=sim_seconds)
