@@ -196,6 +196,118 @@ def cmd_quantize(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from boards.synth import format_table, synthesize
+    from boards.targets import get_target
+
+    from .emit import emit
+    core, params = _core_and_params(args)
+    try:
+        get_target(args.target)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    emitted = emit(core, params)
+    out = Path(args.output or f"build/synth/{emitted.top}-{args.target}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write to output directory {str(out)!r}: {exc.strerror}") from None
+    _stage(f"synthesizing {emitted.top} for {args.target} ({args.seeds} seed"
+           f"{'s' if args.seeds != 1 else ''})")
+    report = synthesize(emitted.component, emitted.top, args.target, seeds=args.seeds,
+                        freq_mhz=args.freq, work_dir=out, cache_dir=Path(args.cache_dir),
+                        progress=_stage,
+                        meta={"core": core.name, "params": params.resolved()})
+    path = out / "report.json"
+    tmp = out / ".report.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(path)
+    print(format_table(report))
+    print(f"report      {path}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from boards.targets import get_target
+
+    from .sweep import SweepError, format_rows, parse_grid, run_sweep
+    core = get_core(args.core)
+    try:
+        get_target(args.target)
+        grid = parse_grid(args.grid or [])
+    except (ValueError, SweepError) as exc:
+        raise UserError(str(exc)) from None
+    for key in grid:                               # fail before any work on an unknown key
+        if key not in {p["name"] for p in core.params.describe()}:
+            raise UserError(f"--grid {key}: unknown parameter of {core.name}; parameters: "
+                            f"{', '.join(p['name'] for p in core.params.describe())}")
+    out = Path(args.output)
+    rows = run_sweep(core.name, grid, args.target, fixed=args.param or [], seeds=args.seeds,
+                     freq_mhz=args.freq, scheduler=args.scheduler, out_dir=out,
+                     work_dir=Path(args.work_dir), cache_dir=Path(args.cache_dir),
+                     verify_vectors=args.verify, workers=args.workers)
+    print(format_rows(rows))
+    for name in ("sweep.csv", "sweep.json", "sweep.png"):
+        print(f"{name:<11} {out / name}")
+    failed = sum(1 for r in rows if r["status"] != "ok")
+    if failed:
+        print(f"{failed} of {len(rows)} points failed (errors recorded above and in sweep.json)")
+    return 0 if failed < len(rows) else EXIT_FAIL
+
+
+def cmd_board(args) -> int:
+    from boards.platforms import build_bitstream, get_board
+    core, params = _core_and_params(args)
+    try:
+        get_board(args.board)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    top = core.top_name(params)
+    out = Path(args.output or f"build/board/{args.board}-{top}")
+    _stage(f"building a bitstream for {args.board}: {top} behind the UART host link "
+           f"({args.baud} baud)")
+    path = build_bitstream(args.board, core.build(params), out, baud=args.baud,
+                           progress=_stage)
+    print(f"bitstream   {path}")
+    print(f"run it      narrowgen run {args.board} {core.name} "
+          + "".join(f"-p {a} " for a in args.param or []) + f"--port DEV --baud {args.baud}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    """Golden stimulus through a real board; the same scoring as ``verify``."""
+    import time
+
+    from boards.host import HostLink, SerialTransport, run_vectors
+    from boards.platforms import get_board
+
+    from .verify import VerifyReport, prepare, score
+    core, params = _core_and_params(args)
+    try:
+        get_board(args.board)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    vectors = _load_arrays(args.vectors, "vectors file") if args.vectors else None
+    t0 = time.perf_counter()
+    prep = prepare(core, params, n=args.n, seed=args.seed, vectors=vectors)
+    _stage(f"running {prep.count} vectors of {core.name} on {args.board} at {args.port}")
+    link = HostLink(SerialTransport(args.port, args.baud))
+    link.resync()            # drop any half frame an interrupted earlier session left behind
+    actual = run_vectors(link, prep.in_rows, prep.out_bytes, prep.exp_rows.shape[0],
+                         timeout=args.timeout)
+    wall = time.perf_counter() - t0
+    report = VerifyReport(core=core.name, top=prep.emitted.top, params=params.resolved(),
+                          simulator=f"board {args.board} ({args.port})", seed=args.seed,
+                          transactions=prep.count, mismatches=0, cycles=0,
+                          wall_seconds=wall, build_seconds=0.0, sim_seconds=wall,
+                          verilog=Path("-"))
+    score(core, params, prep, actual, report)
+    for line in report.summary_lines():
+        if not line.startswith(("cycles", "verilog")):
+            print(line)
+    return 0 if report.passed else EXIT_FAIL
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -210,6 +322,16 @@ def _block_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
     if v < 1 or v & (v - 1) or v > 1024:
         raise argparse.ArgumentTypeError(f"must be a power of two in 1..1024, not {v}")
+    return v
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {v}")
     return v
 
 
@@ -263,6 +385,66 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--work-dir", default="build", help="build cache (default build)")
     s.set_defaults(func=cmd_verify)
 
+    from boards.targets import TARGETS
+    s = sub.add_parser("synth", help="synthesize with Yosys + nextpnr (YoWASP) and report area "
+                       "and Fmax")
+    core_args(s)
+    s.add_argument("--target", required=True, metavar="T",
+                   help=f"one of: {', '.join(TARGETS)}")
+    s.add_argument("--seeds", type=_positive, default=3, help="nextpnr seeds (default 3)")
+    s.add_argument("--freq", type=float, default=None, metavar="MHZ",
+                   help="nextpnr target frequency (default: per target)")
+    s.add_argument("-o", "--output", metavar="DIR", help="report directory "
+                   "(default build/synth/<top>-<target>)")
+    s.add_argument("--cache-dir", default="build/synth_cache", help="tool result cache "
+                   "(default build/synth_cache)")
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("sweep", help="synthesize (and verify) over a parameter grid on Dask")
+    s.add_argument("core", help="core name (see narrowgen list)")
+    s.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="swept parameter "
+                   "(repeatable; the grid is their cartesian product)")
+    s.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                   help="a fixed parameter for every point (repeatable)")
+    s.add_argument("--target", required=True, metavar="T",
+                   help=f"one of: {', '.join(TARGETS)}")
+    s.add_argument("--seeds", type=_positive, default=1, help="nextpnr seeds per point "
+                   "(default 1)")
+    s.add_argument("--freq", type=float, default=None, metavar="MHZ")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler, e.g. "
+                   "tcp://10.0.0.5:8786 (default: a local cluster)")
+    s.add_argument("--workers", type=_positive, default=None, help="local cluster workers "
+                   "(default: CPU count)")
+    s.add_argument("--verify", type=int, default=0, metavar="N", help="also verify each point "
+                   "with N random vectors on Verilator")
+    s.add_argument("-o", "--output", default="build/sweep", metavar="DIR")
+    s.add_argument("--work-dir", default="build/synth", help=argparse.SUPPRESS)
+    s.add_argument("--cache-dir", default="build/synth_cache")
+    s.set_defaults(func=cmd_sweep)
+
+    from boards.platforms import BOARDS
+    s = sub.add_parser("board", help="a bitstream for a real board: the core behind a UART "
+                       "host link")
+    s.add_argument("board", help=f"one of: {', '.join(BOARDS)}")
+    core_args(s)
+    s.add_argument("--baud", type=_positive, default=115200)
+    s.add_argument("-o", "--output", metavar="DIR",
+                   help="build directory (default build/board/<board>-<top>)")
+    s.set_defaults(func=cmd_board)
+
+    s = sub.add_parser("run", help="verify a core on a real board over its serial port")
+    s.add_argument("board", help=f"one of: {', '.join(BOARDS)}")
+    core_args(s)
+    s.add_argument("--port", required=True, metavar="DEV", help="serial device, e.g. "
+                   "/dev/ttyUSB1")
+    s.add_argument("--baud", type=_positive, default=115200)
+    s.add_argument("-n", type=int, default=1000, help="random vectors (default 1000)")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--vectors", metavar="IN.npz", help="take the inputs from this file")
+    s.add_argument("--timeout", type=float, default=2.0, help="seconds of silence before "
+                   "giving up (default 2)")
+    s.set_defaults(func=cmd_run)
+
     s = sub.add_parser("quantize", help="quantize a float32 .npy to MX with the golden model")
     s.add_argument("input", metavar="IN.npy")
     s.add_argument("-f", "--format", required=True, choices=list(MX_FORMATS))
@@ -274,19 +456,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _flow_errors() -> tuple:
+    from boards.host import LinkError
+    from boards.platforms import BitstreamError
+    from boards.synth import SynthError
+    return (SynthError, BitstreamError, LinkError)
+
+
 def main(argv: list[str] | None = None) -> int:
     from sim.runner import SimError
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, ParamError, VectorError, SimError) as exc:
+    except (UserError, ParamError, VectorError, SimError, *_flow_errors()) as exc:
         text = str(exc)
         first, _, rest = text.partition("\n")
         print(f"narrowgen: error: {first}", file=sys.stderr)
         if rest:
             print(rest, file=sys.stderr)
-        return EXIT_USAGE if not isinstance(exc, SimError) else EXIT_FAIL
+        # Bad input is a usage error (2); a tool or simulator that failed on good input is 1.
+        return EXIT_FAIL if isinstance(exc, (SimError, *_flow_errors())) else EXIT_USAGE
     except KeyboardInterrupt:
         print("narrowgen: interrupted", file=sys.stderr)
         return 130
