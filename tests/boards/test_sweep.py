@@ -57,3 +57,17 @@ def test_flow_commands_reject_bad_input_in_one_line(capsys, argv, fragments):
     assert len(err) == 1 and err[0].startswith("narrowgen: error: ")
     for f in fragments:
         assert f in err[0], err[0]
+
+
+def test_sweep_on_an_existing_dask_cluster(tmp_path, work_dir):
+    """--scheduler: the same sweep submitted to a cluster someone else started."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        rows = run_sweep("mx-dequantize", {"block_size": ["2"]}, "ecp5-25k",
+                         fixed=["format=mxfp4_e2m1"], seeds=1, out_dir=tmp_path / "out",
+                         work_dir=tmp_path / "synth", cache_dir=work_dir / "sweep-cache",
+                         scheduler=cluster.scheduler_address, progress=False)
+    assert [r["status"] for r in rows] == ["ok"]
+    assert rows[0]["report"]["fmax_mhz"]["median"] > 0
