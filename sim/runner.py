@@ -119,95 +119,27 @@ def simulate(verilog: Path, top: str, sim: str, in_beats: np.ndarray, expected: 
         Called with one line per step (build, simulate) for long runs.
     """
     say = progress or (lambda msg: None)
-    if sim not in SIMULATORS:
-        raise SimError(f"unknown simulator {sim!r}; allowed: {', '.join(SIMULATORS)}")
-    from cocotb_tools.runner import VerilatorControlFile, get_runner
+    job = dict(in_beats=in_beats, out_expected=expected, out_bytes=out_bytes, seed=seed,
+               idle_prob=idle_prob, stall_prob=stall_prob, watchdog_cycles=watchdog_cycles)
 
-    env = _environment(sim)
-    text = Path(verilog).read_bytes()
-    flavour = f"{sim} {VERILATOR_OPT if sim == 'verilator' else ''} ports-only".encode()
-    digest = hashlib.sha256(text + flavour).hexdigest()[:16]
-    build_dir = Path(work_dir).resolve() / "sim_build" / f"{top}-{digest}" / sim
-    build_dir.mkdir(parents=True, exist_ok=True)
-    source = build_dir / f"{top}.v"
-    if not source.exists() or source.read_bytes() != text:
-        source.write_bytes(text)
+    def step(msg: str) -> None:
+        if msg.startswith("running "):
+            msg = f"simulating {in_beats.shape[0]} input and {expected.shape[0]} output beats"
+        say(msg)
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)        # the runner resolves the simulator through PATH
-    try:
-        runner = get_runner(sim)
-        build_log = build_dir / "build.log"
-        t0 = time.perf_counter()
-        sources = [source]
-        build_args = []
-        if sim == "verilator":
-            # cocotb's runner makes every internal signal VPI-visible (--public-flat-rw), which
-            # makes the C++ model 4x larger and its compile 5-10x slower for wide datapaths. The
-            # testbench touches only the ports: expose exactly those.
-            control = build_dir / "ports.vlt"
-            control.write_text("`verilator_config\n" + "".join(
-                f'public_flat_rw -module "{top}" -var "{port}"\n' for port in TB_PORTS))
-            sources.append(VerilatorControlFile(control))
-            build_args = ["-Wno-fatal", "-Wno-WIDTH", "--no-public-flat-rw"]
-        cached = (build_dir / "build.ok").exists()
-        say(f"{'reusing' if cached else 'building'} the {sim} model of {top}"
-            f"{'' if cached else ' (once per configuration)'}")
-        try:
-            # One build per directory at a time: parallel test workers share the cache.
-            with open(build_dir / ".lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
-                             build_args=build_args, timescale=("1ns", "1ps"),
-                             log_file=build_log)
-        except (Exception, SystemExit) as exc:  # the runner raises either on tool failure
-            raise SimError(f"{sim} build of {top} failed ({exc}); log: {build_log}\n"
-                           f"{_log_tail(build_log)}") from None
-        build_seconds = time.perf_counter() - t0
-        (build_dir / "build.ok").touch()
-        say(f"simulating {in_beats.shape[0]} input and {expected.shape[0]} output beats")
-
-        run_dir = build_dir / f"run-{os.getpid()}-{time.time_ns()}"
-        run_dir.mkdir()
-        job = run_dir / "job.npz"
-        np.savez(job, in_beats=in_beats, out_expected=expected, out_bytes=out_bytes, seed=seed,
-                 idle_prob=idle_prob, stall_prob=stall_prob, watchdog_cycles=watchdog_cycles)
-        test_log = run_dir / "sim.log"
-        extra_env = {_JOB_ENV: str(job),
-                     "PYTHONPATH": os.pathsep.join(filter(None, [str(_PROJECT_ROOT),
-                                                                 os.environ.get("PYTHONPATH")]))}
-        t0 = time.perf_counter()
-        try:
-            runner.test(test_module=_TB_MODULE, hdl_toplevel=top, build_dir=build_dir,
-                        test_dir=run_dir, extra_env=extra_env, log_file=test_log,
-                        timescale=("1ns", "1ps") if sim == "icarus" else None,
-                        hdl_toplevel_lang="verilog")
-        except (Exception, SystemExit) as exc:
-            # A failing check also ends here (the runner exits non-zero); the testbench has
-            # written its result first. Only a run that left no result is a simulator failure.
-            if not (run_dir / "result.npz").exists():
-                raise SimError(f"{sim} run of {top} failed ({exc!r}); log: {test_log}\n"
-                               f"{_log_tail(test_log)}") from None
-        sim_seconds = time.perf_counter() - t0
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-    result = run_dir / "result.npz"
+    run = run_cocotb(verilog, top, sim, test_module=_TB_MODULE, ports=TB_PORTS,
+                     work_dir=work_dir, job=job, progress=step)
+    result = run.run_dir / "result.npz"
     if not result.exists():
-        raise SimError(f"{sim} run of {top} ended without a result; log: {test_log}\n"
-                       f"{_log_tail(test_log)}")
-    r = np.load(result)
-    run = SimRun(actual=r["out_actual"], cycles=int(r["cycles"]),
-                 mismatches=int(r["mismatches"]), first_mismatch=int(r["first_mismatch"]),
-                 build_seconds=build_seconds, sim_seconds=sim_seconds, log=test_log)
-    r.close()
+        raise SimError(f"{sim} run of {top} ended without a result; log: {run.log}\n"
+                       f"{_log_tail(run.log)}")
+    with np.load(result) as r:
+        out = SimRun(actual=r["out_actual"], cycles=int(r["cycles"]),
+                     mismatches=int(r["mismatches"]), first_mismatch=int(r["first_mismatch"]),
+                     build_seconds=run.build_seconds, sim_seconds=run.sim_seconds, log=run.log)
     for name in ("job.npz", "result.npz"):      # large and already consumed; the log stays
-        (run_dir / name).unlink(missing_ok=True)
-    return run
+        (run.run_dir / name).unlink(missing_ok=True)
+    return out
 
 
 @dataclass(frozen=True)
@@ -255,13 +187,17 @@ def run_cocotb(verilog: Path, top: str, sim: str, *, test_module: str, ports: tu
         build_log = build_dir / "build.log"
         sources, build_args = [source], []
         if sim == "verilator":
+            # cocotb's runner makes every internal signal VPI-visible (--public-flat-rw), which
+            # makes the C++ model 4x larger and its compile 5-10x slower for wide datapaths. The
+            # testbench touches only the ports: expose exactly those.
             control = build_dir / "ports.vlt"
             control.write_text("`verilator_config\n" + "".join(
                 f'public_flat_rw -module "{top}" -var "{port}"\n' for port in ports))
             sources.append(VerilatorControlFile(control))
             build_args = ["-Wno-fatal", "-Wno-WIDTH", "--no-public-flat-rw"]
         cached = (build_dir / "build.ok").exists()
-        say(f"{'reusing' if cached else 'building'} the {sim} model of {top}")
+        say(f"{'reusing' if cached else 'building'} the {sim} model of {top}"
+            f"{'' if cached else ' (once per configuration)'}")
         t0 = time.perf_counter()
         try:
             with open(build_dir / ".lock", "w") as lock:

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Board support and host link: framing, host logic, the whole board top in co-simulation, and
 bitstream builds for both boards.
 

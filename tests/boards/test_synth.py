@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The synthesis flow: targets, the LFSR/XOR harness, YoWASP Yosys + nextpnr, reports, caching.
 
 Real tool runs on small designs (a few seconds each once YoWASP's WebAssembly cache is warm; the
