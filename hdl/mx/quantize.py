@@ -30,8 +30,16 @@ def min_shift(elem):
     return 22 - elem.frac_bits
 
 
+#: Pipeline registers inside each element quantizer of MXQuantize (see ElementQuantizer).
+QUANTIZER_STAGES = 2
+
+
 class ElementQuantizer(wiring.Component):
-    """One FP32 value → one MX element code, given the block's E8M0 scale code (combinational).
+    """One FP32 value → one MX element code, given the block's E8M0 scale code.
+
+    Combinational with ``stages=0``. ``stages=2`` adds two pipeline registers, after the
+    exponent arithmetic and after alignment (``en[0]`` and ``en[1]`` load them); ``stages=1``
+    only the second. ``code`` then follows ``value`` ``stages`` cycles later.
 
     Divides the value by ``2**(scale - 127)``, rounds it once to the element grid and saturates
     to ``±max``. The sign of zero is kept for FP elements (a tiny negative gives ``-0``); INT8
@@ -47,6 +55,8 @@ class ElementQuantizer(wiring.Component):
         Element type.
     rounding : str
         One of :data:`ROUNDINGS`.
+    stages : int
+        Pipeline registers inside the quantizer, 0..2 (adds the ``en`` member).
 
     Members
     -------
@@ -56,18 +66,26 @@ class ElementQuantizer(wiring.Component):
         E8M0 scale code of the block.
     code : Out(elem.width)
         Element code.
+    en : In(1)
+        Only with ``stages > 0``: ``en[k]`` loads pipeline register ``k`` this cycle.
     """
 
-    def __init__(self, elem, rounding="even"):
+    def __init__(self, elem, rounding="even", *, stages=0):
         if not isinstance(elem, ElementFormat):
             raise TypeError(f"elem must be an ElementFormat, not {elem!r}")
+        if stages not in (0, 1, 2) or isinstance(stages, bool):
+            raise ValueError(f"stages must be 0, 1 or 2, not {stages!r}")
         self.elem = elem
         self.rounding = check_choice("rounding", rounding, ROUNDINGS)
-        super().__init__({
+        self.stages = stages
+        members = {
             "value": In(32),
             "scale": In(8),
             "code": Out(elem.width),
-        })
+        }
+        if stages:
+            members["en"] = In(stages)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -96,10 +114,22 @@ class ElementQuantizer(wiring.Component):
         shift_raw = Signal(signed(11))
         if elem.is_float:
             p = Signal(signed(6))                  # -1 for zero
+            m.d.comb += p.eq(23 - count_leading_zeros(sig))
+        if self.stages == 2:
+            # First cut: after the scale subtraction and the leading-zero count.
+            regs = [(d, Signal.like(d, name="d_q")), (sig, Signal(24, name="sig_q")),
+                    (sign, Signal(name="sign_q"))]
+            if elem.is_float:
+                regs.append((p, Signal.like(p, name="p_q")))
+            with m.If(self.en[0]):
+                m.d.sync += [r.eq(v) for v, r in regs]
+            d, sig, sign = regs[0][1], regs[1][1], regs[2][1]
+            if elem.is_float:
+                p = regs[3][1]
+        if elem.is_float:
             t = Signal(signed(11))
             normal = Signal()
             m.d.comb += [
-                p.eq(23 - count_leading_zeros(sig)),
                 t.eq(d + p),
                 normal.eq(t >= elem.emin),
                 shift_raw.eq(Mux(normal, p - elem.mbits, elem.emin - elem.mbits - d)),
@@ -119,10 +149,33 @@ class ElementQuantizer(wiring.Component):
         m.d.comb += k.eq(Mux(k_raw > len(window), len(window), k_raw[:len(k)]))
         aligned = Signal(len(window))
         m.d.comb += aligned.eq(window >> k)
-        round_bit = aligned[0]
-        q = aligned[1:1 + q_bits]
         under_round = Cat(k > i for i in range(len(window)))   # window bits below the round bit
-        sticky = sig[:base].any() | (window & under_round).any()
+        sticky = Signal()
+        m.d.comb += sticky.eq(sig[:base].any() | (window & under_round).any())
+        if elem.is_float:
+            # Exponent field minus one (0 for element subnormals, as emin + bias - 1 == 0); the
+            # rounded q carries its own leading one, so a rounding carry moves into the exponent.
+            exp_field = Signal(9)
+            m.d.comb += exp_field.eq(Mux(normal, t + (elem.bias - 1), 0))
+
+        if self.stages:
+            # Last cut: between alignment (shift amount, barrel shifter, sticky) and rounding
+            # (round, add, saturate).
+            aligned_q = Signal(1 + q_bits)
+            sticky_q, sign_q = Signal(), Signal()
+            with m.If(self.en[-1]):
+                m.d.sync += [aligned_q.eq(aligned[:1 + q_bits]), sticky_q.eq(sticky),
+                             sign_q.eq(sign)]
+            sticky, sign = sticky_q, sign_q
+            if elem.is_float:
+                exp_field_q = Signal(9)
+                with m.If(self.en[-1]):
+                    m.d.sync += exp_field_q.eq(exp_field)
+                exp_field = exp_field_q
+        else:
+            aligned_q = aligned
+        round_bit = aligned_q[0]
+        q = aligned_q[1:1 + q_bits]
         if self.rounding == "even":
             increment = round_bit & (sticky | q[0])
         else:                                      # "nearest": ties away from zero
@@ -131,10 +184,6 @@ class ElementQuantizer(wiring.Component):
         m.d.comb += q_rounded.eq(q + increment)
 
         if elem.is_float:
-            # Exponent field minus one (0 for element subnormals, as emin + bias - 1 == 0); the
-            # rounded q carries its own leading one, so a rounding carry moves into the exponent.
-            exp_field = Signal(9)
-            m.d.comb += exp_field.eq(Mux(normal, t + (elem.bias - 1), 0))
             magnitude = Signal(9 + elem.mbits + 1)
             m.d.comb += magnitude.eq((exp_field << elem.mbits) + q_rounded)
             saturated = Mux(magnitude > elem.max_code, elem.max_code, magnitude)
@@ -160,7 +209,8 @@ class MXQuantize(wiring.Component):
     Pipeline: beats ``0 .. n-2`` of a block (``n = block_size // lanes``) collect in a staging
     shift register together with the running maximum exponent and the NaN / non-zero flags; the
     last beat moves the whole block and its scale into the block register; ``block_size``
-    combinational element quantizers feed the output register. One input beat per cycle is
+    element quantizers, each cut by two registers (after the exponent arithmetic and after
+    alignment: the middle stages), feed the output register. One input beat per cycle is
     sustained while ``o.ready`` is high; ``i.ready`` depends combinationally on ``o.ready``.
 
     Parameters
@@ -180,7 +230,7 @@ class MXQuantize(wiring.Component):
     ----------
     latency : int
         Cycles from the handshake of a block's last input beat to its output beat being valid
-        (with ``o.ready`` high): 2.
+        (with ``o.ready`` high): 4.
     beats_per_block : int
         Input beats per block, ``block_size // lanes``.
     throughput : str
@@ -217,7 +267,7 @@ class MXQuantize(wiring.Component):
 
     @property
     def latency(self):
-        return 2
+        return 2 + QUANTIZER_STAGES                # block register, middle stages, output
 
     @property
     def throughput(self):
@@ -243,8 +293,20 @@ class MXQuantize(wiring.Component):
         blk_scale = Signal(8, reset_less=True)
         blk_clear = Signal(reset_less=True)        # NaN/Inf or all-zero block: every code 0
 
-        o_ready, o_load = pipeline_stage(m, valid=self.o.valid, valid_in=blk_valid,
+        # Two middle stages carry the scale and the clear flag alongside the element quantizers'
+        # internal pipeline registers (QUANTIZER_STAGES of them).
+        mid_valid = [Signal(name=f"mid{k}_valid") for k in range(QUANTIZER_STAGES)]
+        mid_clear = [Signal(name=f"mid{k}_clear") for k in range(QUANTIZER_STAGES)]
+        mid_scale = [Signal(8, name=f"mid{k}_scale") for k in range(QUANTIZER_STAGES)]
+        mid_load = [None] * QUANTIZER_STAGES
+        o_ready, o_load = pipeline_stage(m, valid=self.o.valid, valid_in=mid_valid[-1],
                                          ready_out=self.o.ready, name="out")
+        ready_out = o_ready
+        for k in reversed(range(QUANTIZER_STAGES)):
+            ready_out, mid_load[k] = pipeline_stage(
+                m, valid=mid_valid[k], valid_in=mid_valid[k - 1] if k else blk_valid,
+                ready_out=ready_out, name=f"mid{k}")
+        mid_ready = ready_out
 
         if n == 1:
             last = Const(1)
@@ -265,7 +327,7 @@ class MXQuantize(wiring.Component):
             block = Cat(*staging, beat.as_value())
 
         blk_ready, blk_load = pipeline_stage(m, valid=blk_valid, valid_in=self.i.valid & last,
-                                             ready_out=o_ready, name="blk")
+                                             ready_out=mid_ready, name="blk")
         m.d.comb += self.i.ready.eq(~last | blk_ready)
 
         if n > 1:
@@ -289,15 +351,21 @@ class MXQuantize(wiring.Component):
                 blk_clear.eq(acc_nan | ~acc_nonzero),
             ]
 
+        for k in range(QUANTIZER_STAGES):
+            with m.If(mid_load[k]):
+                m.d.sync += [mid_scale[k].eq(mid_scale[k - 1] if k else blk_scale),
+                             mid_clear[k].eq(mid_clear[k - 1] if k else blk_clear)]
         codes = []
         for j in range(self.block_size):
-            quantizer = m.submodules[f"element{j}"] = ElementQuantizer(self.elem, self.rounding)
-            m.d.comb += [quantizer.value.eq(blk_values[j]), quantizer.scale.eq(blk_scale)]
-            codes.append(Mux(blk_clear, 0, quantizer.code))
+            quantizer = ElementQuantizer(self.elem, self.rounding, stages=QUANTIZER_STAGES)
+            m.submodules[f"element{j}"] = quantizer
+            m.d.comb += [quantizer.value.eq(blk_values[j]), quantizer.scale.eq(blk_scale),
+                         quantizer.en.eq(Cat(*mid_load))]
+            codes.append(Mux(mid_clear[-1], 0, quantizer.code))
 
         with m.If(o_load):
             m.d.sync += [
-                self.o.payload.scale.eq(blk_scale),
+                self.o.payload.scale.eq(mid_scale[-1]),
                 self.o.payload.codes.eq(Cat(*codes)),
             ]
         return m

@@ -323,8 +323,8 @@ def test_latency_and_throughput(block_size, lanes):
 
 
 def test_backpressure_fills_and_drains():
-    """With o.ready low the core fills its output register, block register and staging beats,
-    then stops taking input; nothing is lost or reordered when it drains."""
+    """With o.ready low the core fills its output register, middle stages, block register and
+    staging beats, then stops taking input; nothing is lost or reordered when it drains."""
     dut = MXQuantize("mxint8", block_size=4, lanes=2)
     n = dut.beats_per_block
     rng = random.Random(2)
@@ -340,11 +340,12 @@ def test_backpressure_fills_and_drains():
             ctx.set(Value.cast(dut.i.payload), beats[accepted])
             _, _, ready = await ctx.tick().sample(dut.i.ready)
             accepted += ready
-        assert accepted == 2 * n + (n - 1)
+        held = dut.latency                      # output register, middle stages, block register
+        assert accepted == held * n + (n - 1)
         ctx.set(dut.i.valid, 0)
-        for _ in range(2):
+        for _ in range(held):
             outputs.append(await stream_get(ctx, dut.o))
-        for k in range(2, len(blocks)):
+        for k in range(held, len(blocks)):
             while accepted < (k + 1) * n:
                 await stream_put(ctx, dut.i, beats[accepted])
                 accepted += 1
