@@ -110,6 +110,14 @@ def _show_default(v) -> str:
     return str(v)
 
 
+def _checked(lookup, value):
+    """``lookup(value)``, its ValueError (which lists what is allowed) turned into a user error."""
+    try:
+        return lookup(value)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def _core_and_params(args):
     core = get_core(args.core)
     return core, parse_assignments(core.params, args.param or [])
@@ -202,10 +210,7 @@ def cmd_synth(args) -> int:
 
     from .emit import emit
     core, params = _core_and_params(args)
-    try:
-        get_target(args.target)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    _checked(get_target, args.target)
     emitted = emit(core, params)
     out = Path(args.output or f"build/synth/{emitted.top}-{args.target}")
     try:
@@ -230,13 +235,10 @@ def cmd_synth(args) -> int:
 def cmd_sweep(args) -> int:
     from boards.targets import get_target
 
-    from .sweep import SweepError, format_rows, parse_grid, run_sweep
+    from .sweep import format_rows, parse_grid, run_sweep
     core = get_core(args.core)
-    try:
-        get_target(args.target)
-        grid = parse_grid(args.grid or [])
-    except (ValueError, SweepError) as exc:
-        raise UserError(str(exc)) from None
+    _checked(get_target, args.target)
+    grid = _checked(parse_grid, args.grid or [])
     for key in grid:                               # fail before any work on an unknown key
         if key not in {p["name"] for p in core.params.describe()}:
             raise UserError(f"--grid {key}: unknown parameter of {core.name}; parameters: "
@@ -258,10 +260,7 @@ def cmd_sweep(args) -> int:
 def cmd_board(args) -> int:
     from boards.platforms import build_bitstream, get_board
     core, params = _core_and_params(args)
-    try:
-        get_board(args.board)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    _checked(get_board, args.board)
     top = core.top_name(params)
     out = Path(args.output or f"build/board/{args.board}-{top}")
     _stage(f"building a bitstream for {args.board}: {top} behind the UART host link "
@@ -283,10 +282,7 @@ def cmd_run(args) -> int:
 
     from .verify import VerifyReport, prepare, score
     core, params = _core_and_params(args)
-    try:
-        get_board(args.board)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    _checked(get_board, args.board)
     vectors = _load_arrays(args.vectors, "vectors file") if args.vectors else None
     t0 = time.perf_counter()
     prep = prepare(core, params, n=args.n, seed=args.seed, vectors=vectors)

@@ -184,7 +184,7 @@ def run_sweep(core: str, grid: dict[str, list[str]], target: str, *, fixed: list
         import os
         n = workers or max(1, min(len(jobs), os.cpu_count() or 1))
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         client = Client(cluster)
     rows: list[dict] = []
     try:

@@ -2,11 +2,12 @@
 
 from .leading_zeros import LeadingZeroCount, count_leading_zeros
 from .params import check_choice, check_lanes, check_mx_format, check_power_of_two, is_int
-from .pipeline import pipeline_stage
+from .pipeline import block_throughput, pipeline_stage
 from .tree import max_tree, reduce_tree
 
 __all__ = [
     "LeadingZeroCount",
+    "block_throughput",
     "check_choice",
     "check_lanes",
     "check_mx_format",

@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Signal
 
-__all__ = ["pipeline_stage"]
+__all__ = ["pipeline_stage", "block_throughput"]
 
 
 def pipeline_stage(m, *, valid, valid_in, ready_out, name=None):
@@ -45,3 +45,10 @@ def pipeline_stage(m, *, valid, valid_in, ready_out, name=None):
     with m.If(ready):
         m.d.sync += valid.eq(valid_in)
     return ready, load
+
+
+def block_throughput(side: str, lanes: int, beats_per_block: int) -> str:
+    """The ``throughput`` text of a block core moving ``lanes`` values per ``side`` beat."""
+    return (f"1 {side} beat per cycle ({lanes} values); "
+            + ("1 block per cycle" if beats_per_block == 1
+               else f"1 block every {beats_per_block} cycles"))

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.common import (
+    block_throughput,
     check_lanes,
     check_mx_format,
     check_power_of_two,
@@ -174,9 +175,7 @@ class MXDequantize(wiring.Component):
 
     @property
     def throughput(self):
-        return (f"1 output beat per cycle ({self.lanes} values); "
-                + ("1 block per cycle" if self.beats_per_block == 1
-                   else f"1 block every {self.beats_per_block} cycles"))
+        return block_throughput("output", self.lanes, self.beats_per_block)
 
     def elaborate(self, platform):
         m = Module()

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.common import (
+    block_throughput,
     check_choice,
     check_lanes,
     check_mx_format,
@@ -271,9 +272,7 @@ class MXQuantize(wiring.Component):
 
     @property
     def throughput(self):
-        return (f"1 input beat per cycle ({self.lanes} values); "
-                + ("1 block per cycle" if self.beats_per_block == 1
-                   else f"1 block every {self.beats_per_block} cycles"))
+        return block_throughput("input", self.lanes, self.beats_per_block)
 
     def elaborate(self, platform):
         m = Module()

@@ -64,7 +64,7 @@ def test_sweep_on_an_existing_dask_cluster(tmp_path, work_dir):
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         rows = run_sweep("mx-dequantize", {"block_size": ["2"]}, "ecp5-25k",
                          fixed=["format=mxfp4_e2m1"], seeds=1, out_dir=tmp_path / "out",
                          work_dir=tmp_path / "synth", cache_dir=work_dir / "sweep-cache",
