@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .board_top import BoardTop
+from .tools import ToolError, find_tool
 from .uart import divisor_for
 
 __all__ = ["Board", "BOARDS", "BitstreamError", "tool_env", "get_board", "build_bitstream"]
@@ -87,15 +86,13 @@ def tool_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     on ``PATH``, else the bare name), and ``OPENFPGALOADER=true``.
     """
     env = dict(os.environ if environ is None else environ)
-    bindir = Path(sys.executable).parent
     for var, script in YOWASP_TOOLS.items():
         if env.get(var):
             continue
-        local = bindir / script
-        if local.is_file() and os.access(local, os.X_OK):
-            env[var] = str(local)
-        else:
-            env[var] = shutil.which(script) or script
+        try:
+            env[var] = str(find_tool(script))
+        except ToolError:
+            env[var] = script
     env.setdefault("OPENFPGALOADER", "true")
     return env
 
