@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .params import ParamError, parse_assignments
+from .params import ParamError, format_value, parse_assignments
 from .registry import VectorError, all_cores, get_core
 
 EXIT_USAGE = 2
@@ -103,11 +103,7 @@ def cmd_list(args) -> int:
 
 
 def _show_default(v) -> str:
-    if v is None:
-        return "auto"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
+    return "auto" if v is None else format_value(v)
 
 
 def _checked(lookup, value):
@@ -144,7 +140,7 @@ def cmd_verify(args) -> int:
     core, params = _core_and_params(args)
     vectors = _load_arrays(args.vectors, "vectors file") if args.vectors else None
     if vectors is not None:
-        core.check_vectors(params, vectors)          # fail before any build
+        core.check_vectors(params, vectors)          # bad vectors: one line, before any progress
     dump = _AtomicOutput(args.dump, "dump file") if args.dump else None
     try:
         source = (f"vectors from {args.vectors}" if vectors is not None else
@@ -208,7 +204,7 @@ def cmd_synth(args) -> int:
     from boards.synth import format_table, synthesize
     from boards.targets import get_target
 
-    from .emit import emit
+    from .emit import atomic_write, emit
     core, params = _core_and_params(args)
     _checked(get_target, args.target)
     emitted = emit(core, params)
@@ -224,9 +220,7 @@ def cmd_synth(args) -> int:
                         progress=_stage,
                         meta={"core": core.name, "params": params.resolved()})
     path = out / "report.json"
-    tmp = out / ".report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(report, indent=2) + "\n")
     print(format_table(report))
     print(f"report      {path}")
     return 0
@@ -239,10 +233,11 @@ def cmd_sweep(args) -> int:
     core = get_core(args.core)
     _checked(get_target, args.target)
     grid = _checked(parse_grid, args.grid or [])
+    names = [p["name"] for p in core.params.describe()]
     for key in grid:                               # fail before any work on an unknown key
-        if key not in {p["name"] for p in core.params.describe()}:
+        if key not in names:
             raise UserError(f"--grid {key}: unknown parameter of {core.name}; parameters: "
-                            f"{', '.join(p['name'] for p in core.params.describe())}")
+                            f"{', '.join(names)}")
     out = Path(args.output)
     rows = run_sweep(core.name, grid, args.target, fixed=args.param or [], seeds=args.seeds,
                      freq_mhz=args.freq, scheduler=args.scheduler, out_dir=out,

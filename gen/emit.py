@@ -22,7 +22,8 @@ from pathlib import Path
 from .payload import describe_layout
 from .registry import Core
 
-__all__ = ["Emitted", "emit", "write_outputs", "tool_versions", "strip_debug_wires"]
+__all__ = ["Emitted", "emit", "write_outputs", "atomic_write", "tool_versions",
+           "strip_debug_wires"]
 
 _DEBUG_DECL = re.compile(r"^\s*wire (\[[^\]]*\] )?(\\\S*[.\[]\S*) ;\n", re.M)
 
@@ -102,7 +103,7 @@ def emit(core: Core, params) -> Emitted:
     return Emitted(top, text, manifest, component)
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     """Write via a temporary file in the same directory so no partial file is ever left."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -118,6 +119,6 @@ def write_outputs(emitted: Emitted, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     v = out_dir / f"{emitted.top}.v"
     m = out_dir / "manifest.json"
-    _atomic_write(v, emitted.verilog)
-    _atomic_write(m, emitted.manifest_json)
+    atomic_write(v, emitted.verilog)
+    atomic_write(m, emitted.manifest_json)
     return v, m

@@ -18,7 +18,8 @@ from typing import Any
 
 from hdl.formats import MX_FORMATS
 
-__all__ = ["ParamError", "Params", "param", "parse_assignments", "POWERS_OF_TWO"]
+__all__ = ["ParamError", "Params", "param", "parse_assignments", "format_value",
+           "POWERS_OF_TWO"]
 
 
 class ParamError(ValueError):
@@ -67,11 +68,12 @@ def param(default: Any, *, kind: str, doc: str, choices: Iterable[Any] | None = 
 
 def _describe_allowed(meta: dict) -> str:
     if meta["choices"] is not None:
-        return ", ".join(_format_value(c) for c in meta["choices"])
+        return ", ".join(format_value(c) for c in meta["choices"])
     return meta["allowed"] or meta["kind"]
 
 
-def _format_value(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A parameter value as the KEY=VALUE parser reads it (booleans as true/false)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)
@@ -93,7 +95,7 @@ class Params:
             if kind == "bool" and not isinstance(value, bool):
                 raise ParamError(f"parameter {f.name} must be true or false, not {value!r}")
             if meta["choices"] is not None and value not in meta["choices"]:
-                raise ParamError(f"parameter {f.name}={_format_value(value)} is not allowed; "
+                raise ParamError(f"parameter {f.name}={format_value(value)} is not allowed; "
                                  f"allowed: {_describe_allowed(meta)}")
         self.check()
 
@@ -147,7 +149,7 @@ def _parse_one(cls: type[Params], key: str, text: str) -> Any:
         raise ParamError(f"parameter {key} must be true or false, not {text!r}")
     if kind in ("enum", "format"):
         for choice in meta["choices"]:
-            if _format_value(choice) == text:
+            if format_value(choice) == text:
                 return choice
         raise ParamError(f"parameter {key}={text} is not allowed; "
                          f"allowed: {_describe_allowed(meta)}")

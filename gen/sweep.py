@@ -186,7 +186,6 @@ def run_sweep(core: str, grid: dict[str, list[str]], target: str, *, fixed: list
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                dashboard_address=":0")
         client = Client(cluster)
-    rows: list[dict] = []
     try:
         futures = client.map(run_point, jobs, pure=False)
         bar = None
@@ -195,19 +194,17 @@ def run_sweep(core: str, grid: dict[str, list[str]], target: str, *, fixed: list
             bar = tqdm(total=len(futures), unit="point", desc=f"sweep {core} on {target}")
         for fut in as_completed(futures):
             row = fut.result()
-            rows.append(row)
             if bar is not None:
                 bar.set_postfix_str(f"{row['point']}: {row['status']}")
                 bar.update(1)
         if bar is not None:
             bar.close()
+        rows = [fut.result() for fut in futures]        # grid order
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
-    order = {job.swept: k for k, job in enumerate(jobs)}
-    rows.sort(key=lambda r: order.get(tuple(r["point"].split(" ")), 0))
     (out_dir / "sweep.json").write_text(json.dumps(
         {"core": core, "target": target, "grid": grid, "fixed": fixed or [], "seeds": seeds,
          "points": rows}, indent=2) + "\n")
@@ -223,8 +220,8 @@ def run_sweep(core: str, grid: dict[str, list[str]], target: str, *, fixed: list
 def format_rows(rows: list[dict]) -> str:
     """A compact table for the terminal."""
     cols = ["point", "status", "lut4", "ff", "dsp", "fmax_median_mhz", "cached_steps", "error"]
-    table = [[str(_csv_row(r)[c] if _csv_row(r)[c] is not None else "-") for c in cols]
-             for r in rows]
+    table = [["-" if row[c] is None else str(row[c]) for c in cols]
+             for row in map(_csv_row, rows)]
     widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(t, widths)) for t in table]

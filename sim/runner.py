@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SIMULATORS", "SimError", "SimRun", "simulate", "simulator_version"]
+__all__ = ["SIMULATORS", "SimError", "SimRun", "simulate", "CocotbRun", "run_cocotb"]
 
 SIMULATORS = ("verilator", "icarus")
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +44,6 @@ class SimError(RuntimeError):
 class SimRun:
     actual: np.ndarray          # uint8 [n_beats, out_bytes], every output beat produced
     cycles: int
-    mismatches: int             # beats that differ from the expected ones
-    first_mismatch: int         # index of the first differing beat, -1 if none
     build_seconds: float
     sim_seconds: float
     log: Path
@@ -77,14 +75,6 @@ def _environment(sim: str) -> dict:
         raise SimError("Icarus Verilog (iverilog) is not on PATH; on Debian/Ubuntu: "
                        "apt-get install -y iverilog")
     return env
-
-
-def simulator_version(sim: str) -> str:
-    import subprocess
-    env = {**os.environ, **_environment(sim)}
-    cmd = ["verilator", "--version"] if sim == "verilator" else ["iverilog", "-V"]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False).stdout
-    return out.splitlines()[0].strip() if out else "unknown"
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -135,7 +125,6 @@ def simulate(verilog: Path, top: str, sim: str, in_beats: np.ndarray, expected: 
                        f"{_log_tail(run.log)}")
     with np.load(result) as r:
         out = SimRun(actual=r["out_actual"], cycles=int(r["cycles"]),
-                     mismatches=int(r["mismatches"]), first_mismatch=int(r["first_mismatch"]),
                      build_seconds=run.build_seconds, sim_seconds=run.sim_seconds, log=run.log)
     for name in ("job.npz", "result.npz"):      # large and already consumed; the log stays
         (run.run_dir / name).unlink(missing_ok=True)
