@@ -53,6 +53,10 @@ Report schema (``"schema": 1``; the same keys for every core and target, JSON-se
           # and route ran, else "yosys" (iCE40 LUT4 count is then a lower bound on logic cells)
       "fmax_mhz": {"per_seed": {"<seed>": float | null}, "median": float, "min": float} | null,
       "fmax_note": str | null,    # why fmax is null, or what it covers
+      "critical_path": {"seed", "from", "to", "delay_ns", "logic_ns", "routing_ns",
+                        "logic_levels", "nets": [str]} | null,
+          # the slowest seed's worst clocked path as nextpnr names it (netlist names of the
+          # first and last cells, and the nets it runs through), for "what limits Fmax"
       "freq_target_mhz": float | null,
       "seeds": [int],
       "steps": [{"name": "verilog" | "yosys" | "nextpnr seed S", "seconds": float,
@@ -90,8 +94,8 @@ FLOW_VERSION = 1
 REPORT_KEYS = frozenset({
     "schema", "top", "verilog_top", "target", "device", "family", "place_and_route", "note",
     "harness", "harness_cost", "core_io_bits", "tools", "verilog_sha256", "cells", "cell_types",
-    "utilisation", "fmax_mhz", "fmax_note", "freq_target_mhz", "seeds", "steps", "wall_seconds",
-    "does_not_fit"})
+    "utilisation", "fmax_mhz", "fmax_note", "critical_path", "freq_target_mhz", "seeds", "steps",
+    "wall_seconds", "does_not_fit"})
 
 _NEXTPNR_TOOL = {"ice40": "nextpnr-ice40", "ecp5": "nextpnr-ecp5"}
 _UNCONSTRAINED = {"ice40": "--pcf-allow-unconstrained", "ecp5": "--lpf-allow-unconstrained"}
@@ -287,6 +291,29 @@ def _pick_fmax(fmax: dict):
     return round(min(float(v["achieved"]) for v in clocks.values()), 2)
 
 
+def _critical_path(report_json: Path, seed: int):
+    """Summary of the worst clocked path in a nextpnr ``--report`` file (``None`` if absent)."""
+    try:
+        paths = json.loads(report_json.read_text()).get("critical_paths") or []
+    except (OSError, ValueError):
+        return None
+    # Register-to-register paths of the design clock (not IO paths, which are unconstrained).
+    clocked = [p for p in paths if p.get("path")
+               and "clk" in p.get("from", "") and "clk" in p.get("to", "")]
+    if not clocked:
+        return None
+    worst = max(clocked, key=lambda p: sum(seg.get("delay", 0.0) for seg in p["path"]))
+    segs = worst["path"]
+    logic = sum(seg["delay"] for seg in segs if seg.get("type") != "routing")
+    routing = sum(seg["delay"] for seg in segs if seg.get("type") == "routing")
+    nets = [seg["net"] for seg in segs if seg.get("type") == "routing" and seg.get("net")]
+    return {"seed": seed, "from": segs[0]["from"]["cell"], "to": segs[-1]["to"]["cell"],
+            "delay_ns": round(logic + routing, 3), "logic_ns": round(logic, 3),
+            "routing_ns": round(routing, 3),
+            "logic_levels": sum(1 for seg in segs if seg.get("type") == "logic"),
+            "nets": nets}
+
+
 def _norm_seeds(seeds) -> list[int]:
     if isinstance(seeds, bool):
         raise ValueError(f"seeds must be a positive int or a list of ints, not {seeds!r}")
@@ -446,6 +473,7 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     def finish(fmax, note):
         report["fmax_mhz"] = fmax
         report["fmax_note"] = note
+        report.setdefault("critical_path", None)
         report["steps"] = steps
         report["wall_seconds"] = round(time.monotonic() - t0, 3)
         (work_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -536,6 +564,10 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     fmax = {"per_seed": per_seed,
             "median": round(statistics.median(vals), 2) if vals else None,
             "min": round(min(vals), 2) if vals else None}
+    slowest = min(((res["fmax"], seed) for seed, res, _ in results if res["fmax"] is not None),
+                  default=None)
+    report["critical_path"] = _critical_path(
+        work_dir / f"nextpnr-seed{slowest[1]}.json", slowest[1]) if slowest else None
     note = None if use_harness else (
         "register-to-register paths only: IO paths are unconstrained (no harness)")
     if not vals:
@@ -590,6 +622,13 @@ def format_table(report: dict) -> str:
         lines.append(f"Fmax: n/a ({report.get('fmax_note') or 'no place and route'})")
     if report.get("fmax_note") and fm:
         lines.append(f"  note: {report['fmax_note']}")
+    cp = report.get("critical_path")
+    if cp:
+        lines.append(f"critical path (seed {cp['seed']}): {cp['delay_ns']:.2f} ns = "
+                     f"{cp['logic_ns']:.2f} logic ({cp['logic_levels']} cells) + "
+                     f"{cp['routing_ns']:.2f} routing")
+        lines.append(f"  from {cp['from']}")
+        lines.append(f"  to   {cp['to']}")
     steps = ", ".join(f"{s['name']} {s['seconds']:.1f} s" + (" (cached)" if s["cached"] else "")
                       for s in report.get("steps", []))
     lines.append(f"steps: {steps}; wall {report.get('wall_seconds', 0):.1f} s")

