@@ -91,6 +91,8 @@ def emit(core: Core, params) -> Emitted:
         },
         "latency": component.latency,
         "throughput": component.throughput,
+        # Derived sizes a core chooses to publish (widths, register placement, capacities).
+        "details": getattr(component, "details", None),
         "vectors": core.vectors_doc,
         "dump": core.dump_doc,
         "verilog_sha256": sha,

@@ -30,8 +30,9 @@ def POWERS_OF_TWO(lo: int, hi: int) -> tuple[int, ...]:
     return tuple(1 << k for k in range(hi.bit_length()) if lo <= (1 << k) <= hi)
 
 
-#: Parameter kinds understood by the parser. ``format`` is an MX format name from hdl.formats.
-KINDS = ("int", "bool", "enum", "format")
+#: Parameter kinds understood by the parser. ``format`` is an MX format name from hdl.formats;
+#: ``str`` is free text whose rule lives in the dataclass's ``check`` (e.g. ``pipeline=200mhz``).
+KINDS = ("int", "bool", "enum", "format", "str")
 
 
 def param(default: Any, *, kind: str, doc: str, choices: Iterable[Any] | None = None,
@@ -43,7 +44,7 @@ def param(default: Any, *, kind: str, doc: str, choices: Iterable[Any] | None = 
     default
         Default value (``None`` only with ``optional=True``: derived from other parameters).
     kind
-        One of ``int``, ``bool``, ``enum``, ``format``.
+        One of ``int``, ``bool``, ``enum``, ``format``, ``str``.
     doc
         One line of help, shown by ``narrowgen list``.
     choices
@@ -94,6 +95,9 @@ class Params:
                 raise ParamError(f"parameter {f.name} must be an integer, not {value!r}")
             if kind == "bool" and not isinstance(value, bool):
                 raise ParamError(f"parameter {f.name} must be true or false, not {value!r}")
+            if kind == "str" and not isinstance(value, str):
+                raise ParamError(f"parameter {f.name} must be text ({meta['allowed']}), "
+                                 f"not {value!r}")
             if meta["choices"] is not None and value not in meta["choices"]:
                 raise ParamError(f"parameter {f.name}={format_value(value)} is not allowed; "
                                  f"allowed: {_describe_allowed(meta)}")
@@ -147,6 +151,8 @@ def _parse_one(cls: type[Params], key: str, text: str) -> Any:
         if low in ("false", "0", "no", "off"):
             return False
         raise ParamError(f"parameter {key} must be true or false, not {text!r}")
+    if kind == "str":
+        return text
     if kind in ("enum", "format"):
         for choice in meta["choices"]:
             if format_value(choice) == text:
