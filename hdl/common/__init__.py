@@ -1,5 +1,6 @@
 """Reusable datapath pieces shared by the generators."""
 
+from .fp32 import FP32Add, RoundToFP32
 from .leading_zeros import LeadingZeroCount, count_leading_zeros
 from .params import check_choice, check_lanes, check_mx_format, check_power_of_two, is_int
 from .pipeline import block_throughput, pipeline_stage
@@ -17,4 +18,6 @@ __all__ = [
     "max_tree",
     "pipeline_stage",
     "reduce_tree",
+    "FP32Add",
+    "RoundToFP32",
 ]
