@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Signal
 
-__all__ = ["pipeline_stage", "block_throughput"]
+__all__ = ["block_throughput", "delay", "pipeline_stage"]
 
 
 def pipeline_stage(m, *, valid, valid_in, ready_out, name=None):
@@ -52,3 +52,12 @@ def block_throughput(side: str, lanes: int, beats_per_block: int) -> str:
     return (f"1 {side} beat per cycle ({lanes} values); "
             + ("1 block per cycle" if beats_per_block == 1
                else f"1 block every {beats_per_block} cycles"))
+
+
+def delay(m, value, cycles, name):
+    """``value`` delayed by ``cycles`` free-running ``sync`` registers (no enable)."""
+    for k in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{k}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value

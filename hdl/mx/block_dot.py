@@ -1,0 +1,228 @@
+"""Exact dot product of one pair of MX blocks: element products and an adder tree (MX_SPEC §6)."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.common import is_int
+from hdl.formats import ElementFormat
+
+__all__ = ["MULTIPLIERS", "BlockDotProduct", "block_sum_width", "element_magnitude_bits",
+           "tree_levels"]
+
+MULTIPLIERS = ("dsp", "lut")
+
+
+def element_magnitude_bits(elem):
+    """Bits of the largest decodable magnitude in units of ``elem.min_subnormal``.
+
+    Like ``elem.int_bits`` (MX_SPEC §6), except that INT8 counts the code 0x80 (-2.0, magnitude
+    128), which every decoder accepts: it needs 8 bits, not 7.
+    """
+    return elem.int_bits if elem.is_float else elem.width
+
+
+def _max_magnitude(elem):
+    return int(elem.max_value / elem.min_subnormal) if elem.is_float else 1 << (elem.width - 1)
+
+
+def block_sum_width(a_elem, b_elem, block_size):
+    """Two's complement width that holds any sum of ``block_size`` exact element products.
+
+    Equals the MX_SPEC §6 table for every pair except INT8 x INT8, which needs one bit more
+    (21 at block 32) because (-128) * (-128) * 32 = 2**19 exactly.
+    """
+    return (block_size * _max_magnitude(a_elem) * _max_magnitude(b_elem)).bit_length() + 1
+
+
+def tree_levels(block_size):
+    """Adder-tree levels of a block: one per halving, plus one for the sign-correction leaf."""
+    return block_size.bit_length()      # log2(block_size) + 1
+
+
+def _decode(m, code, elem, name):
+    """Element code -> (sign, integer significand, left shift, is_nan): |x| = sig << shift."""
+    if not elem.is_float:
+        sign = code[elem.width - 1]
+        mag = Signal(elem.width, name=f"{name}_mag")
+        m.d.comb += mag.eq(Mux(sign, -code.as_signed(), code))     # 0x80 -> 128
+        return sign, mag, Const(0, 1), Const(0)
+    sign = code[elem.width - 1]
+    exp = code[elem.mbits:elem.mbits + elem.ebits]
+    mant = code[:elem.mbits]
+    top = exp == (1 << elem.ebits) - 1
+    if elem.has_inf:                       # E5M2: Inf and NaN codes both poison the block
+        nan = top
+    elif elem.nan_mantissas:
+        nan = top & Cat(mant == k for k in elem.nan_mantissas).any()
+    else:
+        nan = Const(0)
+    sig = Cat(mant, exp != 0)
+    shift = Mux(exp == 0, 0, (exp - 1)[:elem.ebits])
+    return sign, sig, shift, nan
+
+
+def _shift_add_product(a, b):
+    """Unsigned ``a * b`` as a sum of shifted partial products, so synthesis maps it to LUTs
+    (Yosys turns every ``$mul`` into DSP blocks on ECP5; these products are at most 8 x 4 bits)."""
+    if len(a) < len(b):
+        a, b = b, a
+    terms = [Mux(b[j], a, 0) << j for j in range(len(b))]
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
+class BlockDotProduct(wiring.Component):
+    """Exact sum of the ``block_size`` element products of an A block and a B block.
+
+    Every product is exact (MX_SPEC §6); their sum is formed in a balanced adder tree of
+    :func:`block_sum_width` bits, in units of ``a_lsb * b_lsb`` (the two elements' smallest
+    subnormals, see ``sim.golden.elements.lsb_exponent``). FP x FP and INT8 x FP products are
+    built from shift-and-add partial products (no DSP blocks); INT8 x INT8 uses a signed
+    multiplier, which synthesis maps to one DSP multiplier per lane. Signs are applied by XOR with
+    the correction (one per negative product) added as one extra tree leaf, which avoids a negator
+    per lane.
+
+    The datapath is free-running (no enable, no valid): the caller delays its sideband bits by
+    :attr:`latency` cycles.
+
+    Parameters
+    ----------
+    a_elem, b_elem : ElementFormat
+        Element formats of the A and B blocks.
+    block_size : int
+        Elements per block (a power of two, 2..64).
+    tree_stages : int
+        Register stages inside the adder tree, ``0 .. tree_levels(block_size)``, spread evenly
+        over its levels. One more register always follows the element products.
+    multipliers : {"dsp", "lut"}
+        How INT8 x INT8 products are built: ``"dsp"`` (a signed ``*``, one DSP multiplier per
+        lane) or ``"lut"`` (shift-and-add in logic, like every other pair; for arrays with more
+        lanes than the device has DSPs). Other pairs always use logic.
+
+    Members
+    -------
+    a_scale, b_scale : In(8)
+        E8M0 scale codes.
+    a_codes, b_codes : In(block_size * width)
+        Element codes, element i at bits ``[w*i + w - 1 : w*i]``.
+    sum : Out(signed(block_sum_width(...)))
+        Exact sum of products, in units of ``a_lsb * b_lsb``.
+    scale_sum : Out(9)
+        ``a_scale + b_scale`` (codes; the block's weight is ``2**(scale_sum - 254)``).
+    nan : Out(1)
+        A scale is 0xFF, or an element is NaN (or, for E5M2, ±Inf).
+    """
+
+    def __init__(self, a_elem, b_elem, block_size, *, tree_stages, multipliers="dsp"):
+        for name, elem in (("a_elem", a_elem), ("b_elem", b_elem)):
+            if not isinstance(elem, ElementFormat):
+                raise TypeError(f"{name} must be an ElementFormat, not {elem!r}")
+        if not (is_int(block_size) and 2 <= block_size <= 64
+                and block_size & (block_size - 1) == 0):
+            raise ValueError(f"block_size must be a power of two in 2..64, not {block_size!r}")
+        levels = tree_levels(block_size)
+        if not (is_int(tree_stages) and 0 <= tree_stages <= levels):
+            raise ValueError(f"tree_stages must be an integer in 0..{levels} for block_size "
+                             f"{block_size}, not {tree_stages!r}")
+        if multipliers not in MULTIPLIERS:
+            raise ValueError(f"multipliers must be one of {', '.join(map(repr, MULTIPLIERS))}, "
+                             f"not {multipliers!r}")
+        self.multipliers = multipliers
+        self.a_elem, self.b_elem = a_elem, b_elem
+        self.block_size = block_size
+        self.tree_stages = tree_stages
+        self.sum_width = block_sum_width(a_elem, b_elem, block_size)
+        super().__init__({
+            "a_scale": In(8),
+            "b_scale": In(8),
+            "a_codes": In(block_size * a_elem.width),
+            "b_codes": In(block_size * b_elem.width),
+            "sum": Out(signed(self.sum_width)),
+            "scale_sum": Out(9),
+            "nan": Out(1),
+        })
+
+    @property
+    def latency(self):
+        """Cycles from the inputs to ``sum`` / ``scale_sum`` / ``nan``."""
+        return 1 + self.tree_stages
+
+    @property
+    def product_width(self):
+        """Unsigned width of one exact element product."""
+        return (_max_magnitude(self.a_elem) * _max_magnitude(self.b_elem)).bit_length()
+
+    def elaborate(self, platform):
+        m = Module()
+        a_elem, b_elem, n = self.a_elem, self.b_elem, self.block_size
+        pw = self.product_width
+        int_int = not a_elem.is_float and not b_elem.is_float and self.multipliers == "dsp"
+
+        leaves, signs, nans = [], [], []
+        for j in range(n):
+            a_code = self.a_codes[j * a_elem.width:(j + 1) * a_elem.width]
+            b_code = self.b_codes[j * b_elem.width:(j + 1) * b_elem.width]
+            if int_int:
+                # Signed 8 x 8 multiply (a DSP lane); 0x80 * 0x80 = +16384 needs 16 bits.
+                leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
+                m.d.sync += leaf.eq(a_code.as_signed() * b_code.as_signed())
+                leaves.append(leaf)
+                continue
+            a_sign, a_sig, a_shift, a_nan = _decode(m, a_code, a_elem, f"a{j}")
+            b_sign, b_sig, b_shift, b_nan = _decode(m, b_code, b_elem, f"b{j}")
+            mag = (_shift_add_product(a_sig, b_sig) << (a_shift + b_shift))[:pw]
+            neg = a_sign ^ b_sign
+            # (mag ^ -neg) + neg == (neg ? -mag : mag); the +neg goes into one shared leaf.
+            leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
+            sign = Signal(name=f"neg{j}", reset_less=True)
+            m.d.sync += [leaf.eq(Cat(mag, Const(0, 1)) ^ neg.replicate(pw + 1)), sign.eq(neg)]
+            leaves.append(leaf)
+            signs.append(sign)
+            nans += [a_nan, b_nan]
+
+        nan = Signal()
+        scale_sum = Signal(9)
+        m.d.sync += [
+            nan.eq((self.a_scale == 0xFF) | (self.b_scale == 0xFF) | Cat(*nans, 0).any()),
+            scale_sum.eq(self.a_scale + self.b_scale),
+        ]
+        # Two trees in step: the products, and the count of negative products (the correction
+        # of the XOR trick). Both are cut at the same levels; the count joins at the last level.
+        levels = tree_levels(n)
+        cut_after = {round(levels * (k + 1) / self.tree_stages) for k in range(self.tree_stages)} \
+            if self.tree_stages else set()
+        trees = [leaves, signs]
+        side = [nan, scale_sum]
+        for level in range(1, levels + 1):
+            for t, values in enumerate(trees):
+                if len(values) > 1:
+                    paired = [a + b for a, b in zip(values[0::2], values[1::2])]
+                    if len(values) % 2:
+                        paired.append(values[-1])
+                    trees[t] = paired
+            if level == levels and trees[1]:
+                trees = [[trees[0][0] + trees[1][0]], []]
+            if level in cut_after:
+                trees = [[self._register(m, v, f"t{level}_{t}_{k}") for k, v in enumerate(values)]
+                         for t, values in enumerate(trees)]
+                side = [self._register(m, v, f"t{level}_side{k}") for k, v in enumerate(side)]
+        values = trees[0]
+        assert len(values) == 1
+        m.d.comb += [
+            self.sum.eq(values[0]),
+            self.nan.eq(side[0]),
+            self.scale_sum.eq(side[1]),
+        ]
+        return m
+
+    def _register(self, m, value, name):
+        """A tree register, no wider than the block sum needs."""
+        width = min(len(value), self.sum_width)
+        reg = Signal(signed(width) if value.shape().signed else width, name=name,
+                     reset_less=True)
+        m.d.sync += reg.eq(value)
+        return reg
+

@@ -1,0 +1,234 @@
+"""MX dot product across blocks (``DotGeneral``, MX_SPEC §6, §11): block pairs in, one FP32 result
+per group out."""
+
+import re
+
+from amaranth.hdl import Cat, Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.common import check_choice, check_mx_format, is_int
+from hdl.common.pipeline import delay
+from hdl.common.stream_shell import stream_shell
+
+from .block_dot import BlockDotProduct, block_sum_width, tree_levels
+from .exact_accumulator import ExactAccumulator
+from .fp32_accumulator import FP32Accumulator
+
+__all__ = ["ACCUM_MODES", "DotDatapath", "MXDot", "resolve_pipeline"]
+
+ACCUM_MODES = ("exact", "fp32")
+
+#: Target clock -> adder-tree levels between registers and RoundToFP32 stages, from ECP5-85F
+#: place-and-route of mx-dot (nextpnr 0.11): one ~20-bit adder level with routing fits 5 ns.
+_FREQUENCY_MODEL = ((180, 1, 5), (120, 2, 3), (80, 3, 2), (0, 64, 1))
+
+
+def _lsb_exp(elem):
+    lsb = elem.min_subnormal
+    return 1 - lsb.denominator.bit_length()
+
+
+def resolve_pipeline(pipeline, block_size):
+    """``pipeline`` (a register-stage count or a target frequency) -> ``(tree_stages,
+    round_stages)``.
+
+    Parameters
+    ----------
+    pipeline : int or str
+        An integer ``k`` in ``0 .. tree_levels(block_size)``: registers after every
+        ``levels / k`` adder-tree levels (and 2 rounding stages); or ``"<N>mhz"``: the stages the
+        frequency model places for an N MHz clock on ECP5 (``"200mhz"`` registers every tree
+        level).
+    block_size : int
+    """
+    levels = tree_levels(block_size)
+    if is_int(pipeline):
+        if not 0 <= pipeline <= levels:
+            raise ValueError(f"pipeline must be a stage count in 0..{levels} (block_size "
+                             f"{block_size}) or a frequency like '200mhz', not {pipeline!r}")
+        return pipeline, 2
+    text = pipeline.strip().lower() if isinstance(pipeline, str) else None
+    match = re.fullmatch(r"(\d+)\s*mhz", text or "")
+    if text is not None and text.isdigit():
+        return resolve_pipeline(int(text), block_size)
+    if not match or not 1 <= int(match[1]) <= 1000:
+        raise ValueError(f"pipeline must be a stage count in 0..{levels} or a frequency "
+                         f"'<1..1000>mhz' (e.g. '200mhz'), not {pipeline!r}")
+    mhz = int(match[1])
+    for floor, per_stage, round_stages in _FREQUENCY_MODEL:
+        if mhz >= floor:
+            return -(-levels // per_stage) if per_stage < levels else 0, round_stages
+    raise AssertionError(mhz)
+
+
+class DotDatapath(wiring.Component):
+    """Free-running block-dot datapath: :class:`BlockDotProduct` then the ``accum`` accumulator.
+
+    The processing element of :class:`MXDot` and of every PE of ``MXArray``.
+
+    Parameters
+    ----------
+    a_format, b_format, block_size, accum, pipeline, multipliers :
+        As for :class:`MXDot`.
+
+    Members
+    -------
+    a, b : In(8 + block_size * width)
+        Scale code (low 8 bits) then the element codes.
+    control : In(3)
+        ``valid``, ``first``, ``last`` of the block pair.
+    o_valid : Out(1)
+        A group's result, :attr:`latency` cycles after its last block pair.
+    o : Out(32)
+    """
+
+    def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
+                 multipliers="dsp"):
+        self.a_format = check_mx_format(a_format, name="a_format")
+        self.b_format = check_mx_format(b_format, name="b_format")
+        if not (is_int(block_size) and 2 <= block_size <= 64
+                and block_size & (block_size - 1) == 0):
+            raise ValueError(f"block_size must be a power of two in 2..64, not {block_size!r}")
+        self.block_size = block_size
+        self.accum = check_choice("accum", accum, ACCUM_MODES)
+        self.pipeline = pipeline
+        tree_stages, round_stages = resolve_pipeline(pipeline, block_size)
+        a_elem, b_elem = self.a_format.element, self.b_format.element
+        self.block_dot = BlockDotProduct(a_elem, b_elem, block_size, tree_stages=tree_stages,
+                                         multipliers=multipliers)
+        width = block_sum_width(a_elem, b_elem, block_size)
+        lsb_exp = _lsb_exp(a_elem) + _lsb_exp(b_elem)
+        if accum == "exact":
+            self.accumulator = ExactAccumulator(width, lsb_exp, round_stages=round_stages)
+        else:
+            self.accumulator = FP32Accumulator(width, lsb_exp, round_stages=round_stages)
+        super().__init__({
+            "a": In(8 + block_size * a_elem.width),
+            "b": In(8 + block_size * b_elem.width),
+            "control": In(3),
+            "o_valid": Out(1),
+            "o": Out(32),
+        })
+
+    @property
+    def latency(self):
+        return self.block_dot.latency + self.accumulator.latency
+
+    @property
+    def details(self):
+        """Derived sizes, for the manifest: widths, register placement, accumulator capacity."""
+        acc = self.accumulator
+        out = {
+            "block_sum_bits": self.block_dot.sum_width,
+            "tree_stages": self.block_dot.tree_stages,
+            "round_stages": acc.rounder.latency,
+            "multipliers": self.block_dot.multipliers,
+            "accumulator": self.accum,
+        }
+        if self.accum == "exact":
+            out.update(accumulator_bits=acc.width, accumulator_pieces=acc.chunks,
+                       max_group_blocks=acc.max_blocks)
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.block_dot = bd = self.block_dot
+        m.submodules.accumulator = acc = self.accumulator
+        m.d.comb += [
+            bd.a_scale.eq(self.a[:8]), bd.a_codes.eq(self.a[8:]),
+            bd.b_scale.eq(self.b[:8]), bd.b_codes.eq(self.b[8:]),
+        ]
+        control = delay(m, self.control, bd.latency, "bd")
+        m.d.comb += [
+            acc.valid.eq(control[0]), acc.first.eq(control[1]), acc.last.eq(control[2]),
+            acc.sum.eq(bd.sum), acc.scale_sum.eq(bd.scale_sum), acc.nan.eq(bd.nan),
+            self.o_valid.eq(acc.o_valid), self.o.eq(acc.o),
+        ]
+        return m
+
+
+class MXDot(wiring.Component):
+    """Dot product of MX vectors: one pair of MX blocks per beat, one FP32 result per group.
+
+    Each input beat carries an A block and a B block (E8M0 scale + ``block_size`` element codes,
+    formats chosen independently) and ``last``, which ends the group. The result of a group is
+    ``sum_j 2**(s_Aj + s_Bj) * sum_i A_ji * B_ji`` rounded to FP32 as ``accum`` says (MX_SPEC
+    §11): ``"exact"`` accumulates every product exactly across the group and rounds once (RNE);
+    ``"fp32"`` rounds every block sum to FP32 and adds them in order, RNE after every add. A NaN
+    scale or NaN element (E5M2: also ±Inf) anywhere in a group gives ``0x7FC00000``.
+
+    Full rate: one block pair per cycle, any group length. The datapath is free-running; results
+    go through an output FIFO and ``i.ready`` falls only when the FIFO could not take every result
+    still in flight (:func:`hdl.common.stream_shell.stream_shell`), so ``o.ready`` never reaches
+    the datapath.
+
+    Parameters
+    ----------
+    a_format, b_format : str
+        MX format names (``hdl.formats.MX_FORMATS``).
+    block_size : int
+        Elements per block, a power of two in 2..64.
+    accum : {"exact", "fp32"}
+    pipeline : int or str
+        Register placement, see :func:`resolve_pipeline`.
+    multipliers : {"dsp", "lut"}
+        INT8 x INT8 products in DSP blocks or in logic (see :class:`BlockDotProduct`).
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout(a_scale, b_scale, a_codes, b_codes, last)))
+    o : Out(stream.Signature(StructLayout(result: 32)))
+    """
+
+    def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
+                 multipliers="dsp"):
+        self.datapath = DotDatapath(a_format, b_format, block_size, accum, pipeline,
+                                    multipliers)
+        self.a_format, self.b_format = self.datapath.a_format, self.datapath.b_format
+        self.block_size, self.accum, self.pipeline = block_size, accum, pipeline
+        # Results in flight are bounded by the datapath latency: size the FIFO so a consumer
+        # that is always ready never throttles the input.
+        self.fifo_depth = 1 + self.datapath.latency + 4
+        a_w, b_w = self.a_format.element.width, self.b_format.element.width
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "a_scale": 8,
+                "b_scale": 8,
+                "a_codes": data.ArrayLayout(a_w, block_size),
+                "b_codes": data.ArrayLayout(b_w, block_size),
+                "last": 1,
+            }))),
+            "o": Out(stream.Signature(data.StructLayout({"result": 32}))),
+        })
+
+    @property
+    def sum_width(self):
+        """Width of the exact in-block sum (MX_SPEC §6)."""
+        return self.datapath.block_dot.sum_width
+
+    @property
+    def latency(self):
+        """Cycles from the handshake of a group's last beat to its result on ``o`` (``o.ready``
+        held high): input register, datapath, FIFO."""
+        return 1 + self.datapath.latency + 1
+
+    @property
+    def throughput(self):
+        return "1 block pair per cycle (any group length); 1 result per group"
+
+    @property
+    def details(self):
+        return {**self.datapath.details, "result_fifo_depth": self.fifo_depth}
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.datapath = dp = self.datapath
+        valid, first, last, payload = stream_shell(
+            m, self.i, self.o, result_valid=dp.o_valid, result=dp.o, depth=self.fifo_depth)
+        m.d.comb += [
+            dp.a.eq(Cat(payload.a_scale, payload.a_codes.as_value())),
+            dp.b.eq(Cat(payload.b_scale, payload.b_codes.as_value())),
+            dp.control.eq(Cat(valid, first, last)),
+        ]
+        return m

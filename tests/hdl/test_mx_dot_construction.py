@@ -1,0 +1,105 @@
+"""mx-dot / mx-array generators: widths, register placement and parameter errors (no simulation)."""
+
+import itertools
+
+import pytest
+
+from gen.params import ParamError, parse_assignments
+from gen.registry import get_core
+from hdl.formats import MX_FORMATS, mx_format
+from hdl.mx.array import MXArray
+from hdl.mx.block_dot import BlockDotProduct, block_sum_width, tree_levels
+from hdl.mx.dot import MXDot, resolve_pipeline
+from hdl.mx.exact_accumulator import ExactAccumulator
+
+#: MX_SPEC §6: exact width (two's complement) of a sum of 32 products, rows A, columns B.
+SPEC_WIDTHS = {
+    "mxfp8_e5m2": [70, 56, 47, 44, 42, 45],
+    "mxfp8_e4m3": [56, 42, 33, 30, 28, 31],
+    "mxfp6_e3m2": [47, 33, 24, 21, 19, 22],
+    "mxfp6_e2m3": [44, 30, 21, 18, 16, 19],
+    "mxfp4_e2m1": [42, 28, 19, 16, 14, 17],
+    "mxint8": [45, 31, 22, 19, 17, 20],
+}
+ORDER = ["mxfp8_e5m2", "mxfp8_e4m3", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4_e2m1", "mxint8"]
+
+
+@pytest.mark.parametrize("a, b", list(itertools.product(ORDER, ORDER)))
+def test_block_sum_width_is_the_spec_table(a, b):
+    width = block_sum_width(mx_format(a).element, mx_format(b).element, 32)
+    spec = SPEC_WIDTHS[a][ORDER.index(b)]
+    if a == b == "mxint8":
+        # Decoders accept 0x80 (-2.0): (-128) * (-128) * 32 = 2**19 needs one bit more.
+        assert width == spec + 1 == 21
+    else:
+        assert width == spec
+
+
+def test_pipeline_resolution():
+    levels = tree_levels(32)
+    assert levels == 6
+    assert resolve_pipeline(0, 32) == (0, 2)
+    assert resolve_pipeline(4, 32) == (4, 2)
+    assert resolve_pipeline("3", 32) == (3, 2)
+    assert resolve_pipeline("200mhz", 32) == (levels, 5)
+    assert resolve_pipeline("150 MHz", 32) == (3, 3)
+    assert resolve_pipeline("50mhz", 32) == (0, 1)
+
+
+@pytest.mark.parametrize("value, match", [
+    (7, r"pipeline must be a stage count in 0\.\.6 \(block_size 32\)"),
+    ("fast", r"pipeline must be a stage count in 0\.\.6 or a frequency"),
+    ("0mhz", r"'<1\.\.1000>mhz'"),
+    (-1, r"stage count in 0\.\.6"),
+])
+def test_pipeline_errors(value, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_pipeline(value, 32)
+
+
+def test_constructor_errors_name_the_parameter():
+    with pytest.raises(ValueError, match="a_format must be one of .*; not 'fp8'"):
+        MXDot("fp8", "mxint8")
+    with pytest.raises(ValueError, match="block_size must be a power of two in 2..64, not 48"):
+        MXDot("mxint8", "mxint8", block_size=48)
+    with pytest.raises(ValueError, match="accum must be one of 'exact', 'fp32'; not 'bf16'"):
+        MXDot("mxint8", "mxint8", accum="bf16")
+    with pytest.raises(ValueError, match="multipliers must be one of 'dsp', 'lut', not 'auto'"):
+        MXDot("mxint8", "mxint8", multipliers="auto")
+    with pytest.raises(ValueError, match="rows must be an integer in 1..16, not 0"):
+        MXArray(0, 2, "mxint8", "mxint8")
+    e = mx_format("mxint8").element
+    with pytest.raises(ValueError, match="tree_stages must be an integer in 0..6"):
+        BlockDotProduct(e, e, 32, tree_stages=9)
+
+
+def test_cli_parameter_errors():
+    core = get_core("mx-dot")
+    with pytest.raises(ParamError, match="parameter pipeline must be a stage count in 0..6 or a "
+                                         "frequency"):
+        parse_assignments(core.params, ["pipeline=quick"])
+    with pytest.raises(ParamError, match="parameter accum=bf16 is not allowed; allowed: exact, "
+                                         "fp32"):
+        parse_assignments(core.params, ["accum=bf16"])
+    arr = get_core("mx-array")
+    with pytest.raises(ParamError, match="parameter rows=17 is not allowed"):
+        parse_assignments(arr.params, ["rows=17"])
+
+
+@pytest.mark.parametrize("a, b", list(itertools.product(MX_FORMATS, MX_FORMATS)))
+def test_exact_accumulator_covers_every_scale(a, b):
+    """Every block term (sum < 2**(W-1), shifted by up to 508) fits with >= 16 guard bits."""
+    d = MXDot(a, b)
+    acc = d.datapath.accumulator
+    assert isinstance(acc, ExactAccumulator)
+    assert acc.width >= d.sum_width + 508 + 16
+    assert acc.max_blocks >= 1 << 16
+    assert d.datapath.details["max_group_blocks"] == acc.max_blocks
+
+
+def test_latency_follows_the_register_placement():
+    fast = MXDot("mxfp4_e2m1", "mxfp4_e2m1", pipeline="200mhz")
+    slow = MXDot("mxfp4_e2m1", "mxfp4_e2m1", pipeline=0)
+    assert fast.latency - slow.latency == tree_levels(32) + 3     # tree stages + 3 rounding stages
+    arr = MXArray(3, 5, "mxfp4_e2m1", "mxfp4_e2m1")
+    assert arr.latency == fast.latency + 3 + 5 - 2                 # + the edge skew
