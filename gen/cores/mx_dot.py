@@ -1,0 +1,138 @@
+"""Registry entry for ``mx-dot``: pairs of MX blocks → one FP32 dot product per group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hdl.formats import mx_format
+from sim.golden import mx as golden_mx
+from sim.vectors.mx_dot import corner_dot_groups, random_dot_groups
+
+from ..params import ParamError, Params, param
+from ..registry import Core, VectorError, register
+from .mx_blocking import BLOCK_SIZES, require
+
+#: Blocks per group in the generated stimulus (user vectors may use any count >= 1).
+STIMULUS_BLOCKS = 3
+
+
+@dataclass(frozen=True)
+class MXDotParams(Params):
+    a_format: str = param("mxfp8_e4m3", kind="format", doc="MX format of the A blocks")
+    b_format: str = param("mxfp8_e4m3", kind="format", doc="MX format of the B blocks")
+    block_size: int = param(32, kind="int", choices=BLOCK_SIZES,
+                            doc="elements sharing one E8M0 scale")
+    accum: str = param("exact", kind="enum", choices=("exact", "fp32"),
+                       doc="across blocks: exact = one wide accumulator, one RNE rounding; "
+                           "fp32 = each block sum rounded, ordered FP32 adds (MX_SPEC §11)")
+    pipeline: str = param("200mhz", kind="str",
+                          allowed="adder-tree register stages 0..log2(block_size)+1, "
+                                  "or a target clock '<N>mhz'",
+                          doc="register placement: a stage count or a target frequency")
+
+    multipliers: str = param("dsp", kind="enum", choices=("dsp", "lut"),
+                             doc="INT8 x INT8 products in DSP blocks or in logic (other pairs "
+                                 "always use logic)")
+
+    def check(self):
+        from hdl.mx.dot import resolve_pipeline
+        try:
+            resolve_pipeline(self.pipeline, self.block_size)
+        except ValueError as e:
+            raise ParamError(f"parameter {e}") from None
+
+
+def _build(p: MXDotParams):
+    from hdl.mx.dot import MXDot
+    pipeline = int(p.pipeline) if p.pipeline.strip().isdigit() else p.pipeline
+    return MXDot(p.a_format, p.b_format, block_size=p.block_size, accum=p.accum,
+                 pipeline=pipeline, multipliers=p.multipliers)
+
+
+def _top_name(p: MXDotParams) -> str:
+    a = mx_format(p.a_format).element.name
+    b = mx_format(p.b_format).element.name
+    pipe = p.pipeline.strip().lower().replace(" ", "")
+    pipe = f"p{pipe}" if pipe.isdigit() else pipe
+    mul = "_lutmul" if p.multipliers == "lut" else ""
+    return f"mx_dot_{a}_{b}_b{p.block_size}_{p.accum}_{pipe}{mul}"
+
+
+def _stimulus(p: MXDotParams, rng: np.random.Generator, n: int) -> dict:
+    corner = corner_dot_groups(p.a_format, p.b_format, p.block_size, STIMULUS_BLOCKS)
+    rand = random_dot_groups(rng, p.a_format, p.b_format, n, STIMULUS_BLOCKS, p.block_size)
+    return {k: np.concatenate([corner[k], rand[k]]) for k in corner}
+
+
+def _check_vectors(p: MXDotParams, arrays: dict) -> dict:
+    out = {}
+    for side in ("a", "b"):
+        elem = mx_format(getattr(p, f"{side}_format")).element
+        s = require(arrays, f"{side}_scales", np.uint8, "E8M0 codes [groups, blocks]")
+        c = require(arrays, f"{side}_codes", np.uint8,
+                    f"{elem.name} codes [groups, blocks, block_size]")
+        if s.ndim != 2:
+            raise VectorError(f"array '{side}_scales' must be 2-d [groups, blocks], not shape "
+                              f"{s.shape}")
+        if c.shape != s.shape + (p.block_size,):
+            raise VectorError(f"array '{side}_codes' must have shape [groups, blocks, "
+                              f"block_size] = {s.shape + (p.block_size,)}, not {c.shape}")
+        if c.size and int(c.max()) >> elem.width:
+            raise VectorError(f"array '{side}_codes' holds {int(c.max())}, not a {elem.name} "
+                              f"code (0..{(1 << elem.width) - 1})")
+        out[f"{side}_scales"], out[f"{side}_codes"] = s, c
+    if out["a_scales"].shape != out["b_scales"].shape:
+        raise VectorError(f"a_scales {out['a_scales'].shape} and b_scales "
+                          f"{out['b_scales'].shape} must have the same shape")
+    return out
+
+
+def _golden(p: MXDotParams, inputs: dict) -> dict:
+    return {"result": golden_mx.dot(inputs["a_scales"], inputs["a_codes"], inputs["b_scales"],
+                                    inputs["b_codes"], p.a_format, p.b_format, mode=p.accum)}
+
+
+def _to_beats(p: MXDotParams, inputs: dict) -> dict:
+    groups, blocks = inputs["a_scales"].shape
+    last = np.zeros((groups, blocks), dtype=np.uint8)
+    last[:, -1] = 1
+    return {
+        "a_scale": inputs["a_scales"].reshape(-1),
+        "b_scale": inputs["b_scales"].reshape(-1),
+        "a_codes": inputs["a_codes"].reshape(-1, p.block_size),
+        "b_codes": inputs["b_codes"].reshape(-1, p.block_size),
+        "last": last.reshape(-1),
+    }
+
+
+def _expected_beats(p: MXDotParams, outputs: dict) -> dict:
+    return {"result": outputs["result"].reshape(-1)}
+
+
+def _from_beats(p: MXDotParams, fields: dict, inputs: dict) -> dict:
+    return {"result": fields["result"].astype(np.uint32)}
+
+
+CORE = register(Core(
+    name="mx-dot",
+    description="dot product of MX vectors: a pair of MX blocks per beat, one FP32 result per "
+                "group (MX_SPEC §6, §11)",
+    params=MXDotParams,
+    build=_build,
+    top_name=_top_name,
+    stimulus=_stimulus,
+    check_vectors=_check_vectors,
+    golden=_golden,
+    to_beats=_to_beats,
+    expected_beats=_expected_beats,
+    from_beats=_from_beats,
+    transactions=lambda p, inputs: inputs["a_scales"].shape[0],
+    out_beats_per_transaction=lambda p: 1,
+    vectors_doc="a_scales, b_scales: uint8 [groups, blocks] E8M0 codes; a_codes, b_codes: "
+                "uint8 [groups, blocks, block_size] element codes; a group's blocks are "
+                "accumulated into one result",
+    dump_doc="result: uint32 [groups] FP32 bit patterns",
+    formats=lambda p: sorted({p.a_format, p.b_format}) + ["e8m0"],
+))

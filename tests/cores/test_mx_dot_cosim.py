@@ -1,0 +1,153 @@
+"""mx-dot: the emitted Verilog against ``sim.golden.mx.dot``, on both simulators.
+
+Every run ends on a transaction (group) count with random idle input cycles and random
+backpressure, and must have checked at least the number of groups it asked for. Which accumulation
+mode a test checks is in its parameters (``accum=exact`` or ``accum=fp32``, MX_SPEC §11).
+
+``make test`` runs every format pair on Verilator and a spread of pairs on Icarus; ``make
+test-all`` adds every pair x both modes x both simulators and the exhaustive FP8/INT8 product
+sweeps on Icarus (minutes each).
+"""
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+
+from gen.emit import emit
+from gen.params import parse_assignments
+from gen.registry import get_core
+from gen.verify import verify
+from hdl.formats import MX_FORMATS
+from sim.vectors.mx_dot import corner_dot_groups, product_sweep, random_dot_groups
+
+FORMATS = list(MX_FORMATS)
+PAIRS = list(itertools.product(FORMATS, FORMATS))
+GROUPS = 2_000
+#: Pairs Icarus covers in `make test`: every format against itself and two mixed pairs (the
+#: other 28 pairs run on Icarus in `make test-all`).
+DIAGONAL = [(f, f) for f in FORMATS]
+MIXED = [("mxfp8_e5m2", "mxint8"), ("mxfp4_e2m1", "mxfp6_e2m3")]
+ICARUS_PAIRS = DIAGONAL + MIXED
+#: Exhaustive element-product sweeps: the pairs the issue names (every code pair through a lane).
+SWEEPS = [("mxfp4_e2m1", "mxfp4_e2m1"), ("mxfp6_e3m2", "mxfp6_e3m2"),
+          ("mxfp6_e2m3", "mxfp6_e2m3"), ("mxfp8_e4m3", "mxfp8_e4m3"),
+          ("mxfp8_e5m2", "mxfp8_e5m2"), ("mxint8", "mxint8")]
+SMALL_SWEEPS = SWEEPS[:3]
+
+
+def check(params, sim, work_dir, *, n=GROUPS, vectors=None, **kw):
+    core = get_core("mx-dot")
+    p = parse_assignments(core.params, params)
+    r = verify(core, p, sim=sim, n=n, seed=kw.pop("seed", 5), vectors=vectors,
+               work_dir=work_dir, **kw)
+    expected = n if vectors is None else vectors["a_scales"].shape[0]
+    assert r.transactions >= expected, "fewer groups ran than were asked for"
+    assert r.passed, "\n".join(r.summary_lines())
+    return r
+
+
+def pair_params(a, b, *extra):
+    return [f"a_format={a}", f"b_format={b}", *extra]
+
+
+@pytest.mark.parametrize("a, b", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_every_pair_exact_verilator(a, b, work_dir):
+    """All 36 pairs: 2,000 random groups of 3 blocks plus every corner kind, accum=exact."""
+    check(pair_params(a, b), "verilator", work_dir)
+
+
+@pytest.mark.parametrize("a, b", ICARUS_PAIRS, ids=[f"{a}-{b}" for a, b in ICARUS_PAIRS])
+def test_pairs_exact_icarus(a, b, work_dir):
+    check(pair_params(a, b), "icarus", work_dir)
+
+
+FP32_CASES = [(a, b, "verilator") for a, b in DIAGONAL] + [(a, b, "icarus") for a, b in MIXED]
+
+
+@pytest.mark.parametrize("a, b, sim", FP32_CASES, ids=[f"{a}-{b}-{s}" for a, b, s in FP32_CASES])
+def test_pairs_fp32(a, b, sim, work_dir):
+    """accum=fp32: every block sum rounded, ordered FP32 adds (incl. -0, absorption, Inf-Inf)."""
+    check(pair_params(a, b, "accum=fp32"), sim, work_dir, n=GROUPS if sim == "verilator" else 500)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("accum", ["exact", "fp32"])
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("a, b", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_every_pair_both_modes_both_simulators(a, b, sim, accum, work_dir):
+    check(pair_params(a, b, f"accum={accum}"), sim, work_dir)
+
+
+@pytest.mark.parametrize("a, b", SWEEPS, ids=[f"{a}-{b}" for a, b in SWEEPS])
+def test_every_element_product_verilator(a, b, work_dir):
+    """Every code pair (FP8 x FP8, INT8 x INT8: 65,536) alone in a block, lane = index % 32."""
+    check(pair_params(a, b), "verilator", work_dir, vectors=product_sweep(a, b, 32))
+
+
+@pytest.mark.parametrize("a, b", SMALL_SWEEPS, ids=[f"{a}-{b}" for a, b in SMALL_SWEEPS])
+def test_every_element_product_icarus(a, b, work_dir):
+    check(pair_params(a, b), "icarus", work_dir, vectors=product_sweep(a, b, 32))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("a, b", SWEEPS[3:], ids=[f"{a}-{b}" for a, b in SWEEPS[3:]])
+def test_every_element_product_icarus_wide(a, b, work_dir):
+    check(pair_params(a, b), "icarus", work_dir, vectors=product_sweep(a, b, 32))
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 17])
+@pytest.mark.parametrize("accum", ["exact", "fp32"])
+def test_group_lengths(blocks, accum, work_dir):
+    """Groups of 1 block (a result every cycle), 2 and 17 blocks, corners and random, from a
+    vectors dict as `verify --vectors` passes it."""
+    a, b = "mxfp6_e2m3", "mxint8"
+    rng = np.random.default_rng(blocks)
+    corner = corner_dot_groups(a, b, 32, blocks)
+    rand = random_dot_groups(rng, a, b, 600, blocks, 32)
+    vectors = {k: np.concatenate([corner[k], rand[k]]) for k in corner}
+    check(pair_params(a, b, f"accum={accum}"), "verilator", work_dir, vectors=vectors)
+
+
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("params", [
+    pair_params("mxfp4_e2m1", "mxfp8_e5m2", "block_size=2"),
+    pair_params("mxint8", "mxfp6_e3m2", "block_size=64"),
+    pair_params("mxfp8_e4m3", "mxfp4_e2m1", "block_size=8", "accum=fp32"),
+], ids=["b2", "b64", "b8-fp32"])
+def test_block_sizes(params, sim, work_dir):
+    check(params, sim, work_dir, n=500)
+
+
+@pytest.mark.parametrize("pipeline", ["0", "3", "100mhz", "50mhz"])
+def test_pipeline_placements(pipeline, work_dir):
+    """Any register placement computes the same results; latency comes from the manifest."""
+    check(pair_params("mxfp8_e4m3", "mxfp8_e5m2", f"pipeline={pipeline}"), "verilator", work_dir,
+          n=500)
+
+
+@pytest.mark.parametrize("accum", ["exact", "fp32"])
+def test_full_rate_without_stalls(accum, work_dir):
+    """No idle cycles, no backpressure: one block pair per cycle, groups of one block included."""
+    params = pair_params("mxfp4_e2m1", "mxfp4_e2m1", f"accum={accum}")
+    a, b = "mxfp4_e2m1", "mxfp4_e2m1"
+    vectors = random_dot_groups(np.random.default_rng(3), a, b, 3_000, 1, 32)
+    r = check(params, "verilator", work_dir, vectors=vectors, idle_prob=0.0, stall_prob=0.0)
+    core = get_core("mx-dot")
+    latency = emit(core, parse_assignments(core.params, params)).manifest["latency"]
+    drain = 32                                   # the testbench's quiet period after the end
+    assert r.cycles <= r.transactions + latency + drain + 4, (r.cycles, latency)
+
+
+def test_exact_core_fails_the_fp32_golden(work_dir):
+    """The scoreboard notices a different accumulation: an exact core checked against fp32."""
+    core = get_core("mx-dot")
+    exact = parse_assignments(core.params, pair_params("mxfp8_e4m3", "mxfp8_e4m3"))
+    fp32 = parse_assignments(core.params, pair_params("mxfp8_e4m3", "mxfp8_e4m3", "accum=fp32"))
+    mixed = dataclasses.replace(core, build=lambda p: core.build(exact),
+                                top_name=lambda p: core.top_name(exact))
+    r = verify(mixed, fp32, sim="verilator", n=300, seed=5, work_dir=work_dir)
+    assert r.transactions >= 300
+    assert not r.passed and r.mismatches > 0
+    assert r.first_mismatch is not None
