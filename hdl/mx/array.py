@@ -1,0 +1,142 @@
+"""R x C output-stationary systolic array of MX block-dot processing elements: C = A . B."""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.common import is_int
+from hdl.common.pipeline import delay
+from hdl.common.stream_shell import stream_shell
+
+from .dot import DotDatapath
+
+__all__ = ["MXArray"]
+
+
+class MXArray(wiring.Component):
+    """An R x C array of processing elements computing a tile of ``C = A . B`` for MX matrices.
+
+    Dataflow: output-stationary. PE (r, c) owns output ``C[r, c]`` of the tile and keeps its
+    accumulator local; the narrow MX blocks move instead — A blocks enter at the left edge and
+    travel right, B blocks enter at the top and travel down, one PE per cycle, skewed so that
+    PE (r, c) sees ``A[r, k]`` and ``B[k, c]`` in the same cycle. Output-stationary because an MX
+    output accumulates block sums at different scales: in a weight-stationary array the partial
+    sums would travel between PEs, either as full-width exact accumulators (hundreds of bits per
+    hop for ``accum="exact"``) or rounded at every hop (which changes the §11 result). Every PE is
+    the :class:`DotDatapath` of ``mx-dot`` — same block product, adder tree and accumulator, same
+    ``accum`` semantics — so each output is bit-identical to ``mx-dot`` on its row and column.
+
+    One input beat is one step along K for the whole tile: the ``rows`` A blocks
+    ``A[m0 + r, k]`` and the ``cols`` B blocks ``B[k, n0 + c]``, with ``last`` on the tile's final
+    K block. The tile's ``rows * cols`` FP32 results leave as one output beat (row-major). Full
+    rate: one beat per cycle, i.e. one block pair per PE per cycle.
+
+    Larger problems are tiled by the host: for each (m0, n0) tile it streams the K blocks of the
+    A rows ``m0 .. m0 + rows - 1`` and B columns ``n0 .. n0 + cols - 1``; rows and columns past the
+    matrix edge are padded with zero blocks (their results, +0.0, are dropped by the host).
+    K is never truncated: every block the host sends is accumulated.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array shape, 1..16 each.
+    a_format, b_format, block_size, accum, pipeline, multipliers :
+        As for ``MXDot``, per PE.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout(a_scale[rows], a_codes[rows * block_size],
+        b_scale[cols], b_codes[cols * block_size], last)))
+        Element ``r * block_size + j`` of ``a_codes`` is element j of row r's A block; likewise
+        ``b_codes`` per column.
+    o : Out(stream.Signature(StructLayout(result: ArrayLayout(32, rows * cols))))
+    """
+
+    def __init__(self, rows, cols, a_format, b_format, block_size=32, accum="exact",
+                 pipeline="200mhz", multipliers="dsp"):
+        for name, v in (("rows", rows), ("cols", cols)):
+            if not (is_int(v) and 1 <= v <= 16):
+                raise ValueError(f"{name} must be an integer in 1..16, not {v!r}")
+        self.rows, self.cols = rows, cols
+        self.pes = [[DotDatapath(a_format, b_format, block_size, accum, pipeline, multipliers)
+                     for _ in range(cols)] for _ in range(rows)]
+        pe = self.pes[0][0]
+        self.a_format, self.b_format = pe.a_format, pe.b_format
+        self.block_size, self.accum, self.pipeline = block_size, accum, pipeline
+        # PE (rows-1, cols-1) sees a tile's blocks rows+cols-2 cycles after PE (0, 0).
+        self.skew = rows + cols - 2
+        self.fifo_depth = 1 + self.skew + pe.latency + 4
+        a_w, b_w = pe.a_format.element.width, pe.b_format.element.width
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "a_scale": data.ArrayLayout(8, rows),
+                "a_codes": data.ArrayLayout(a_w, rows * block_size),
+                "b_scale": data.ArrayLayout(8, cols),
+                "b_codes": data.ArrayLayout(b_w, cols * block_size),
+                "last": 1,
+            }))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "result": data.ArrayLayout(32, rows * cols)}))),
+        })
+
+    @property
+    def latency(self):
+        """Cycles from the handshake of a tile's last beat to its results on ``o`` (``o.ready``
+        held high): input register, edge skew, PE datapath, FIFO."""
+        return 1 + self.skew + self.pes[0][0].latency + 1
+
+    @property
+    def details(self):
+        return {**self.pes[0][0].details, "pe_latency": self.pes[0][0].latency,
+                "edge_skew": self.skew, "result_fifo_depth": self.fifo_depth,
+                "dataflow": "output-stationary"}
+
+    @property
+    def throughput(self):
+        return (f"1 beat per cycle ({self.rows} A + {self.cols} B blocks, "
+                f"{self.rows * self.cols} block pairs); 1 result beat per tile")
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self.rows, self.cols
+        a_bits = self.block_size * self.a_format.element.width
+        b_bits = self.block_size * self.b_format.element.width
+        done = Signal()
+        results = Signal(32 * R * C)
+        valid, first, last, payload = stream_shell(
+            m, self.i, self.o, result_valid=done, result=results, depth=self.fifo_depth)
+
+        # Edge skew: row r's A blocks (with the control bits) wait r cycles, column c's B blocks
+        # wait c cycles; then every PE passes A right and B down through one register.
+        a_at = [[None] * C for _ in range(R)]
+        b_at = [[None] * C for _ in range(R)]
+        for r in range(R):
+            a_codes = payload.a_codes.as_value()[r * a_bits:(r + 1) * a_bits]
+            a_edge = Cat(payload.a_scale[r], a_codes, valid, first, last)
+            a_at[r][0] = delay(m, a_edge, r, f"a{r}_skew")
+            for c in range(1, C):
+                a_at[r][c] = delay(m, a_at[r][c - 1], 1, f"a{r}_{c}")
+        for c in range(C):
+            b_codes = payload.b_codes.as_value()[c * b_bits:(c + 1) * b_bits]
+            b_edge = Cat(payload.b_scale[c], b_codes)
+            b_at[0][c] = delay(m, b_edge, c, f"b{c}_skew")
+            for r in range(1, R):
+                b_at[r][c] = delay(m, b_at[r - 1][c], 1, f"b{r}_{c}")
+
+        aligned = []
+        for r in range(R):
+            for c in range(C):
+                pe = m.submodules[f"pe{r}_{c}"] = self.pes[r][c]
+                a = a_at[r][c]
+                m.d.comb += [
+                    pe.a.eq(a[:len(pe.a)]),
+                    pe.control.eq(a[len(pe.a):]),
+                    pe.b.eq(b_at[r][c]),
+                ]
+                # Every result waits until PE (R-1, C-1), the last one, has its own.
+                aligned.append(delay(m, pe.o, self.skew - r - c, f"pe{r}_{c}_o"))
+        m.d.comb += [
+            done.eq(self.pes[R - 1][C - 1].o_valid),
+            results.eq(Cat(*aligned)),
+        ]
+        return m
