@@ -18,6 +18,8 @@ SCALE_SUM_MAX = 508
 MIN_GUARD = 16
 #: Pieces per first-level group of the window mux.
 GROUP = 4
+#: Copies of the one-hot piece choice (fan-out relief; two for the high piece, two for the low).
+SELECT_COPIES = 4
 
 
 class ExactAccumulator(wiring.Component):
@@ -144,7 +146,12 @@ class ExactAccumulator(wiring.Component):
             stages.append(cur)
 
         carry = Const(0)
-        captured = []                   # pieces 0..k-1 of the block at stages[k + 1]
+        captured = []                   # pieces 0..k of the block at stages[k + 2]
+        # Flags of the finished pieces, computed next to where each piece was captured (from the
+        # newest piece of the previous capture register) and travelling with them: bit 2j is
+        # "piece j != 0", bit 2j+1 "piece j != all ones". flags[k] covers pieces 0..k and is
+        # aligned with captured[k + 1].
+        flags = []
         for k in range(N):
             src, now = stages[k], stages[k + 1]
             # Piece k's share of the term, registered one stage ahead of its adder: window piece
@@ -168,12 +175,23 @@ class ExactAccumulator(wiring.Component):
                 m.d.sync += acc.eq(Mux(now["last"], 0, total[:C]))
             piece = Signal(C * (k + 1), name=f"pieces{k + 1}", reset_less=True)
             m.d.sync += piece.eq(Cat(*captured[-1:], total[:C]) if captured else total[:C])
+            if k >= 1:
+                newest = captured[-1][(k - 1) * C:k * C]          # piece k-1, one cycle old
+                flag = Signal(2 * k, name=f"flags{k}", reset_less=True)
+                m.d.sync += flag.eq(Cat(*flags[-1:], newest != 0, newest != (1 << C) - 1))
+                flags.append(flag)
             captured.append(piece)
             carry = next_carry
 
         # Rounding stage 1: which piece leads (positive: nonzero; negative: not all ones).
         done = stages[N + 1]
         pieces = [captured[-1][k * C:(k + 1) * C] for k in range(N)]
+        # The travelling flags cover pieces 0..N-2 (flags[-1] is aligned with captured[-1]);
+        # the top piece's flags are computed here.
+        nz = [flags[-1][2 * j] for j in range(N - 1)] + [pieces[-1] != 0] if flags else \
+            [p != 0 for p in pieces]
+        noa = [flags[-1][2 * j + 1] for j in range(N - 1)] + [pieces[-1] != (1 << C) - 1] \
+            if flags else [p != (1 << C) - 1 for p in pieces]
         z_valid, z_bad = Signal(), Signal()
         z_pieces = Signal(N * C, reset_less=True)
         z_neg = Signal()
@@ -185,8 +203,8 @@ class ExactAccumulator(wiring.Component):
             z_bad.eq(done["bad"]),
             z_pieces.eq(captured[-1]),
             z_neg.eq(neg),
-            z_lead.eq(Cat(Mux(neg, p != (1 << C) - 1, p != 0) for p in pieces)),
-            z_nonzero.eq(Cat(p != 0 for p in pieces)),
+            z_lead.eq(Cat(Mux(neg, a, b) for a, b in zip(noa, nz))),
+            z_nonzero.eq(Cat(*nz)),
         ]
 
         # Rounding stage 2: the one-hot choice of the leading piece (piece 0 if none) and the
@@ -200,11 +218,13 @@ class ExactAccumulator(wiring.Component):
         for k in range(1, N):
             below.append(z_nonzero[:k].any())
         s_valid, s_bad, s_neg, s_sticky = Signal(), Signal(), Signal(), Signal()
-        s_select = Signal(N)
+        # The choice drives every bit of two pieces: four kept copies (each feeds a quarter of
+        # the window bits) cut the fan-out that otherwise dominates this stage's routing delay.
+        s_select = [Signal(N, name=f"s_select{c}", attrs={"keep": 1}) for c in range(SELECT_COPIES)]
         s_pieces = Signal(N * C, reset_less=True)
         m.d.sync += [
             s_valid.eq(z_valid), s_bad.eq(z_bad), s_neg.eq(z_neg),
-            s_select.eq(Cat(*select)),
+            *[copy.eq(Cat(*select)) for copy in s_select],
             s_sticky.eq(_or_all([select[k] & below[k - 1] for k in range(2, N)] or [Const(0)])),
             s_pieces.eq(z_pieces),
         ]
@@ -222,10 +242,9 @@ class ExactAccumulator(wiring.Component):
                      g_sticky.eq(s_sticky)]
         for j, ks in enumerate(groups):
             m.d.sync += [
-                g_hi[j].eq(_or_all([Mux(s_select[k], sp[k], 0) for k in ks])),
-                g_lo[j].eq(_or_all([Mux(s_select[k], sp[k - 1], 0) if k else Const(0, C)
-                                    for k in ks])),
-                g_index[j].eq(_or_all([Mux(s_select[k], k, 0) for k in ks])),
+                g_hi[j].eq(_spread_mux(s_select[:2], sp, ks, 0, C)),
+                g_lo[j].eq(_spread_mux(s_select[2:], sp, ks, -1, C)),
+                g_index[j].eq(_or_all([Mux(s_select[0][k], k, 0) for k in ks])),
             ]
         w_valid, w_bad, w_neg, w_sticky = Signal(), Signal(), Signal(), Signal()
         w_hi, w_lo = Signal(C), Signal(C)
@@ -263,6 +282,18 @@ class ExactAccumulator(wiring.Component):
             self.o.eq(Mux(valid_delay[1], FP32_QNAN, rounder.o)),
         ]
         return m
+
+
+def _spread_mux(copies, pieces, ks, offset, width):
+    """One-hot AND-OR of ``pieces[k + offset]`` over ``k in ks``; bit slice i of the result uses
+    select copy i (so each copy drives ``width / len(copies)`` bits of each piece)."""
+    part = width // len(copies)
+    out = []
+    for i, sel in enumerate(copies):
+        lo, hi = i * part, (width if i == len(copies) - 1 else (i + 1) * part)
+        terms = [Mux(sel[k], pieces[k + offset][lo:hi], 0) for k in ks if k + offset >= 0]
+        out.append(_or_all(terms) if terms else Const(0, hi - lo))
+    return Cat(*out)
 
 
 def _or_all(values):
