@@ -28,8 +28,10 @@ PAD_SCALE = 127
 
 @dataclass(frozen=True)
 class MXArrayParams(Params):
-    rows: int = param(4, kind="int", choices=ARRAY_SIZES, doc="PE rows (A rows per tile)")
-    cols: int = param(4, kind="int", choices=ARRAY_SIZES, doc="PE columns (B columns per tile)")
+    # Default 2x2: with exact accumulators and DSP multipliers it fits an ECP5-85F (128 of 156
+    # DSPs); 4x4 INT8 needs multipliers=lut there (see the README's numbers).
+    rows: int = param(2, kind="int", choices=ARRAY_SIZES, doc="PE rows (A rows per tile)")
+    cols: int = param(2, kind="int", choices=ARRAY_SIZES, doc="PE columns (B columns per tile)")
     a_format: str = param("mxint8", kind="format", doc="MX format of A (blocked along K)")
     b_format: str = param("mxint8", kind="format", doc="MX format of B (blocked along K)")
     block_size: int = param(32, kind="int", choices=BLOCK_SIZES,

@@ -1,8 +1,11 @@
 """mx-dot / mx-array generators: widths, register placement and parameter errors (no simulation)."""
 
+import gc
 import itertools
+import warnings
 
 import pytest
+from amaranth._unused import UnusedMustUse
 
 from gen.params import ParamError, parse_assignments
 from gen.registry import get_core
@@ -11,6 +14,18 @@ from hdl.mx.array import MXArray
 from hdl.mx.block_dot import BlockDotProduct, block_sum_width, tree_levels
 from hdl.mx.dot import MXDot, resolve_pipeline
 from hdl.mx.exact_accumulator import ExactAccumulator
+
+# These tests build components only to inspect them; Amaranth warns about each one not elaborated
+# (when it is garbage collected, so also after this module's last test: collect here, quietly).
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth._unused.UnusedMustUse")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_unused_components():
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedMustUse)
+        gc.collect()
 
 #: MX_SPEC §6: exact width (two's complement) of a sum of 32 products, rows A, columns B.
 SPEC_WIDTHS = {
