@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.common import is_int
+from hdl.common.pipeline import delay
 from hdl.formats import ElementFormat
 
 __all__ = ["MULTIPLIERS", "BlockDotProduct", "block_sum_width", "element_magnitude_bits",
@@ -96,7 +97,10 @@ class BlockDotProduct(wiring.Component):
         Elements per block (a power of two, 2..64).
     tree_stages : int
         Register stages inside the adder tree, ``0 .. tree_levels(block_size)``, spread evenly
-        over its levels. One more register always follows the element products.
+        over its levels.
+    product_stages : {1, 2}
+        Registers in the element-product stage: 1 (after the products), or 2 (also between the
+        significand product and the alignment shift, for 200 MHz).
     multipliers : {"dsp", "lut"}
         How INT8 x INT8 products are built: ``"dsp"`` (a signed ``*``, one DSP multiplier per
         lane) or ``"lut"`` (shift-and-add in logic, like every other pair; for arrays with more
@@ -116,7 +120,8 @@ class BlockDotProduct(wiring.Component):
         A scale is 0xFF, or an element is NaN (or, for E5M2, ±Inf).
     """
 
-    def __init__(self, a_elem, b_elem, block_size, *, tree_stages, multipliers="dsp"):
+    def __init__(self, a_elem, b_elem, block_size, *, tree_stages, multipliers="dsp",
+                 product_stages=1):
         for name, elem in (("a_elem", a_elem), ("b_elem", b_elem)):
             if not isinstance(elem, ElementFormat):
                 raise TypeError(f"{name} must be an ElementFormat, not {elem!r}")
@@ -127,6 +132,9 @@ class BlockDotProduct(wiring.Component):
         if not (is_int(tree_stages) and 0 <= tree_stages <= levels):
             raise ValueError(f"tree_stages must be an integer in 0..{levels} for block_size "
                              f"{block_size}, not {tree_stages!r}")
+        if product_stages not in (1, 2):
+            raise ValueError(f"product_stages must be 1 or 2, not {product_stages!r}")
+        self.product_stages = product_stages
         if multipliers not in MULTIPLIERS:
             raise ValueError(f"multipliers must be one of {', '.join(map(repr, MULTIPLIERS))}, "
                              f"not {multipliers!r}")
@@ -148,7 +156,7 @@ class BlockDotProduct(wiring.Component):
     @property
     def latency(self):
         """Cycles from the inputs to ``sum`` / ``scale_sum`` / ``nan``."""
-        return 1 + self.tree_stages
+        return self.product_stages + self.tree_stages
 
     @property
     def product_width(self):
@@ -169,12 +177,21 @@ class BlockDotProduct(wiring.Component):
                 # Signed 8 x 8 multiply (a DSP lane); 0x80 * 0x80 = +16384 needs 16 bits.
                 leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
                 m.d.sync += leaf.eq(a_code.as_signed() * b_code.as_signed())
+                if self.product_stages == 2:
+                    leaf = delay(m, leaf, 1, f"prod{j}_p")
                 leaves.append(leaf)
                 continue
             a_sign, a_sig, a_shift, a_nan = _decode(m, a_code, a_elem, f"a{j}")
             b_sign, b_sig, b_shift, b_nan = _decode(m, b_code, b_elem, f"b{j}")
-            mag = (_shift_add_product(a_sig, b_sig) << (a_shift + b_shift))[:pw]
+            sig = _shift_add_product(a_sig, b_sig)
+            shift = a_shift + b_shift
             neg = a_sign ^ b_sign
+            if self.product_stages == 2:
+                # Significand product and shift amount registered before the alignment shifter
+                # (for wide formats the decode, multiply and a 30-position shift do not fit 5 ns).
+                sig, shift, neg = (delay(m, v, 1, f"{name}{j}")
+                                   for v, name in ((sig, "sig"), (shift, "shift"), (neg, "neg_p")))
+            mag = (sig << shift)[:pw]
             # (mag ^ -neg) + neg == (neg ? -mag : mag); the +neg goes into one shared leaf.
             leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
             sign = Signal(name=f"neg{j}", reset_less=True)
@@ -185,9 +202,15 @@ class BlockDotProduct(wiring.Component):
 
         nan = Signal()
         scale_sum = Signal(9)
+        if self.product_stages == 2:
+            nans = [delay(m, Cat(*nans, 0).any(), 1, "nan_p")]
+            a_scale, b_scale = (delay(m, v, 1, n) for v, n in
+                                ((self.a_scale, "a_scale_p"), (self.b_scale, "b_scale_p")))
+        else:
+            a_scale, b_scale = self.a_scale, self.b_scale
         m.d.sync += [
-            nan.eq((self.a_scale == 0xFF) | (self.b_scale == 0xFF) | Cat(*nans, 0).any()),
-            scale_sum.eq(self.a_scale + self.b_scale),
+            nan.eq((a_scale == 0xFF) | (b_scale == 0xFF) | Cat(*nans, 0).any()),
+            scale_sum.eq(a_scale + b_scale),
         ]
         # Two trees in step: the products, and the count of negative products (the correction
         # of the XOR trick). Both are cut at the same levels; the count joins at the last level.

@@ -21,7 +21,7 @@ ACCUM_MODES = ("exact", "fp32")
 
 #: Target clock -> adder-tree levels between registers and RoundToFP32 stages, from ECP5-85F
 #: place-and-route of mx-dot (nextpnr 0.11): one ~20-bit adder level with routing fits 5 ns.
-_FREQUENCY_MODEL = ((180, 1, 5), (120, 2, 3), (80, 3, 2), (0, 64, 1))
+_FREQUENCY_MODEL = ((180, 1, 5, 2), (120, 2, 3, 1), (80, 3, 2, 1), (0, 64, 1, 1))
 
 
 def _lsb_exp(elem):
@@ -31,7 +31,7 @@ def _lsb_exp(elem):
 
 def resolve_pipeline(pipeline, block_size):
     """``pipeline`` (a register-stage count or a target frequency) -> ``(tree_stages,
-    round_stages)``.
+    round_stages, product_stages)``.
 
     Parameters
     ----------
@@ -47,7 +47,7 @@ def resolve_pipeline(pipeline, block_size):
         if not 0 <= pipeline <= levels:
             raise ValueError(f"pipeline must be a stage count in 0..{levels} (block_size "
                              f"{block_size}) or a frequency like '200mhz', not {pipeline!r}")
-        return pipeline, 2
+        return pipeline, 2, 1
     text = pipeline.strip().lower() if isinstance(pipeline, str) else None
     match = re.fullmatch(r"(\d+)\s*mhz", text or "")
     if text is not None and text.isdigit():
@@ -56,9 +56,10 @@ def resolve_pipeline(pipeline, block_size):
         raise ValueError(f"pipeline must be a stage count in 0..{levels} or a frequency "
                          f"'<1..1000>mhz' (e.g. '200mhz'), not {pipeline!r}")
     mhz = int(match[1])
-    for floor, per_stage, round_stages in _FREQUENCY_MODEL:
+    for floor, per_stage, round_stages, product_stages in _FREQUENCY_MODEL:
         if mhz >= floor:
-            return -(-levels // per_stage) if per_stage < levels else 0, round_stages
+            tree = -(-levels // per_stage) if per_stage < levels else 0
+            return tree, round_stages, product_stages
     raise AssertionError(mhz)
 
 
@@ -93,10 +94,10 @@ class DotDatapath(wiring.Component):
         self.block_size = block_size
         self.accum = check_choice("accum", accum, ACCUM_MODES)
         self.pipeline = pipeline
-        tree_stages, round_stages = resolve_pipeline(pipeline, block_size)
+        tree_stages, round_stages, product_stages = resolve_pipeline(pipeline, block_size)
         a_elem, b_elem = self.a_format.element, self.b_format.element
         self.block_dot = BlockDotProduct(a_elem, b_elem, block_size, tree_stages=tree_stages,
-                                         multipliers=multipliers)
+                                         multipliers=multipliers, product_stages=product_stages)
         width = block_sum_width(a_elem, b_elem, block_size)
         lsb_exp = _lsb_exp(a_elem) + _lsb_exp(b_elem)
         if accum == "exact":
@@ -121,6 +122,7 @@ class DotDatapath(wiring.Component):
         acc = self.accumulator
         out = {
             "block_sum_bits": self.block_dot.sum_width,
+            "product_stages": self.block_dot.product_stages,
             "tree_stages": self.block_dot.tree_stages,
             "round_stages": acc.rounder.latency,
             "multipliers": self.block_dot.multipliers,

@@ -53,12 +53,12 @@ def test_block_sum_width_is_the_spec_table(a, b):
 def test_pipeline_resolution():
     levels = tree_levels(32)
     assert levels == 6
-    assert resolve_pipeline(0, 32) == (0, 2)
-    assert resolve_pipeline(4, 32) == (4, 2)
-    assert resolve_pipeline("3", 32) == (3, 2)
-    assert resolve_pipeline("200mhz", 32) == (levels, 5)
-    assert resolve_pipeline("150 MHz", 32) == (3, 3)
-    assert resolve_pipeline("50mhz", 32) == (0, 1)
+    assert resolve_pipeline(0, 32) == (0, 2, 1)
+    assert resolve_pipeline(4, 32) == (4, 2, 1)
+    assert resolve_pipeline("3", 32) == (3, 2, 1)
+    assert resolve_pipeline("200mhz", 32) == (levels, 5, 2)
+    assert resolve_pipeline("150 MHz", 32) == (3, 3, 1)
+    assert resolve_pipeline("50mhz", 32) == (0, 1, 1)
 
 
 @pytest.mark.parametrize("value, match", [
@@ -115,6 +115,7 @@ def test_exact_accumulator_covers_every_scale(a, b):
 def test_latency_follows_the_register_placement():
     fast = MXDot("mxfp4_e2m1", "mxfp4_e2m1", pipeline="200mhz")
     slow = MXDot("mxfp4_e2m1", "mxfp4_e2m1", pipeline=0)
-    assert fast.latency - slow.latency == tree_levels(32) + 3     # tree stages + 3 rounding stages
+    # tree stages + 3 more rounding stages + the second product stage
+    assert fast.latency - slow.latency == tree_levels(32) + 3 + 1
     arr = MXArray(3, 5, "mxfp4_e2m1", "mxfp4_e2m1")
     assert arr.latency == fast.latency + 3 + 5 - 2                 # + the edge skew
