@@ -169,7 +169,7 @@ class BlockDotProduct(wiring.Component):
         pw = self.product_width
         int_int = not a_elem.is_float and not b_elem.is_float and self.multipliers == "dsp"
 
-        leaves, signs, nans = [], [], []
+        leaves, signs, nans = [], [], []        # nans: per-lane NaN flags (formats with NaN codes)
         for j in range(n):
             a_code = self.a_codes[j * a_elem.width:(j + 1) * a_elem.width]
             b_code = self.b_codes[j * b_elem.width:(j + 1) * b_elem.width]
@@ -198,45 +198,48 @@ class BlockDotProduct(wiring.Component):
             m.d.sync += [leaf.eq(Cat(mag, Const(0, 1)) ^ neg.replicate(pw + 1)), sign.eq(neg)]
             leaves.append(leaf)
             signs.append(sign)
-            nans += [a_nan, b_nan]
+            if a_elem.nan_mantissas or a_elem.has_inf or b_elem.nan_mantissas or b_elem.has_inf:
+                lane_nan = Signal(name=f"nan{j}", reset_less=True)
+                m.d.sync += lane_nan.eq(delay(m, a_nan | b_nan, self.product_stages - 1,
+                                              f"nan{j}_p"))
+                nans.append(lane_nan)
 
-        nan = Signal()
+        # The scales' NaN and sum ride beside the trees; lane NaN flags are OR-reduced in a tree
+        # of their own (a 64-input OR in one stage is a wide gather across the lanes).
+        a_scale, b_scale = (delay(m, v, self.product_stages - 1, n) for v, n in
+                            ((self.a_scale, "a_scale_p"), (self.b_scale, "b_scale_p")))
+        scale_nan = Signal()
         scale_sum = Signal(9)
-        if self.product_stages == 2:
-            nans = [delay(m, Cat(*nans, 0).any(), 1, "nan_p")]
-            a_scale, b_scale = (delay(m, v, 1, n) for v, n in
-                                ((self.a_scale, "a_scale_p"), (self.b_scale, "b_scale_p")))
-        else:
-            a_scale, b_scale = self.a_scale, self.b_scale
         m.d.sync += [
-            nan.eq((a_scale == 0xFF) | (b_scale == 0xFF) | Cat(*nans, 0).any()),
+            scale_nan.eq((a_scale == 0xFF) | (b_scale == 0xFF)),
             scale_sum.eq(a_scale + b_scale),
         ]
-        # Two trees in step: the products, and the count of negative products (the correction
-        # of the XOR trick). Both are cut at the same levels; the count joins at the last level.
+        # Three trees in step: the products, the count of negative products (the correction of
+        # the XOR trick, joining at the last level) and the lane NaN flags. Same cuts for all.
         levels = tree_levels(n)
         cut_after = {round(levels * (k + 1) / self.tree_stages) for k in range(self.tree_stages)} \
             if self.tree_stages else set()
-        trees = [leaves, signs]
-        side = [nan, scale_sum]
+        trees = [leaves, signs, nans]
+        side = [scale_nan, scale_sum]
         for level in range(1, levels + 1):
             for t, values in enumerate(trees):
                 if len(values) > 1:
-                    paired = [a + b for a, b in zip(values[0::2], values[1::2])]
+                    paired = [a | b if t == 2 else a + b
+                              for a, b in zip(values[0::2], values[1::2])]
                     if len(values) % 2:
                         paired.append(values[-1])
                     trees[t] = paired
             if level == levels and trees[1]:
-                trees = [[trees[0][0] + trees[1][0]], []]
+                trees = [[trees[0][0] + trees[1][0]], [], trees[2]]
             if level in cut_after:
                 trees = [[self._register(m, v, f"t{level}_{t}_{k}") for k, v in enumerate(values)]
                          for t, values in enumerate(trees)]
                 side = [self._register(m, v, f"t{level}_side{k}") for k, v in enumerate(side)]
         values = trees[0]
-        assert len(values) == 1
+        assert len(values) == 1 and len(trees[2]) <= 1
         m.d.comb += [
             self.sum.eq(values[0]),
-            self.nan.eq(side[0]),
+            self.nan.eq(side[0] | (trees[2][0] if trees[2] else 0)),
             self.scale_sum.eq(side[1]),
         ]
         return m
