@@ -175,10 +175,13 @@ class BlockDotProduct(wiring.Component):
             b_code = self.b_codes[j * b_elem.width:(j + 1) * b_elem.width]
             if int_int:
                 # Signed 8 x 8 multiply (a DSP lane); 0x80 * 0x80 = +16384 needs 16 bits.
+                if self.product_stages == 2:
+                    # Operands registered next to the DSP block: the input payload register is
+                    # wide and placed far away, and the multiplier itself takes ~4.5 ns.
+                    a_code = delay(m, a_code, 1, f"a{j}_p")
+                    b_code = delay(m, b_code, 1, f"b{j}_p")
                 leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
                 m.d.sync += leaf.eq(a_code.as_signed() * b_code.as_signed())
-                if self.product_stages == 2:
-                    leaf = delay(m, leaf, 1, f"prod{j}_p")
                 leaves.append(leaf)
                 continue
             a_sign, a_sig, a_shift, a_nan = _decode(m, a_code, a_elem, f"a{j}")
