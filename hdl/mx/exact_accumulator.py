@@ -2,12 +2,12 @@
 (MX_SPEC §11, dot across blocks, mode ``exact``)."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from hdl.common import is_int
 from hdl.common.fp32 import RoundToFP32
+from hdl.common.pipeline import delay
 
+from .block_accumulator import BlockAccumulator
 from .dequantize import QNAN as FP32_QNAN
 
 __all__ = ["ExactAccumulator"]
@@ -22,7 +22,7 @@ GROUP = 4
 SELECT_COPIES = 4
 
 
-class ExactAccumulator(wiring.Component):
+class ExactAccumulator(BlockAccumulator):
     """Fixed-point accumulator wide enough for every block sum at every scale, rounded once.
 
     A block contributes ``sum * 2**(scale_sum - 254)`` (units ``a_lsb * b_lsb``). The accumulator
@@ -57,26 +57,14 @@ class ExactAccumulator(wiring.Component):
 
     Members
     -------
-    valid, first, last : In(1)
-        A block arrives; it starts / ends its group.
-    sum : In(signed(sum_width))
-    scale_sum : In(9)
-        ``a_scale + b_scale`` codes, 0..508.
-    nan : In(1)
-        The block is NaN.
-    o_valid : Out(1)
-    o : Out(32)
-        The group's FP32 result (bits).
+    As for :class:`BlockAccumulator`.
     """
 
     def __init__(self, sum_width, lsb_exp, *, chunk=32, round_stages=2):
-        if not (is_int(sum_width) and 2 <= sum_width <= 128):
-            raise ValueError(f"sum_width must be an integer in 2..128, not {sum_width!r}")
-        if not (is_int(lsb_exp) and -64 <= lsb_exp <= 0):
-            raise ValueError(f"lsb_exp must be an integer in -64..0, not {lsb_exp!r}")
         if not (is_int(chunk) and 16 <= chunk <= 64):
             raise ValueError(f"chunk must be an integer in 16..64, not {chunk!r}")
-        self.sum_width, self.lsb_exp, self.chunk = sum_width, lsb_exp, chunk
+        super().__init__(sum_width, lsb_exp)
+        self.chunk = chunk
         self.chunks = -(-(sum_width + SCALE_SUM_MAX + MIN_GUARD) // chunk)
         self.width = self.chunks * chunk
         # |partial sum| <= n * 2**(sum_width - 1) * 2**508 must stay below 2**(width - 1).
@@ -84,14 +72,6 @@ class ExactAccumulator(wiring.Component):
         # A block term spans this many pieces once shifted by scale_sum % chunk.
         self.window_chunks = -(-(sum_width + chunk - 1) // chunk)
         self.rounder = RoundToFP32(2 * chunk + 1, 11, stages=round_stages)
-        super().__init__({
-            "valid": In(1), "first": In(1), "last": In(1),
-            "sum": In(signed(sum_width)),
-            "scale_sum": In(9),
-            "nan": In(1),
-            "o_valid": Out(1),
-            "o": Out(32),
-        })
 
     @property
     def latency(self):
@@ -272,14 +252,10 @@ class ExactAccumulator(wiring.Component):
             rounder.exp.eq(v_exp),
             rounder.sticky.eq(v_sticky),
         ]
-        valid_delay = [v_valid, v_bad]
-        for k in range(rounder.latency):
-            nxt = [Signal(name=f"r{k}_valid"), Signal(name=f"r{k}_bad")]
-            m.d.sync += [nxt[0].eq(valid_delay[0]), nxt[1].eq(valid_delay[1])]
-            valid_delay = nxt
+        r = delay(m, Cat(v_valid, v_bad), rounder.latency, "r")      # alongside the rounder
         m.d.sync += [
-            self.o_valid.eq(valid_delay[0]),
-            self.o.eq(Mux(valid_delay[1], FP32_QNAN, rounder.o)),
+            self.o_valid.eq(r[0]),
+            self.o.eq(Mux(r[1], FP32_QNAN, rounder.o)),
         ]
         return m
 

@@ -1,19 +1,18 @@
 """FP32 accumulation of MX block sums across a group (MX_SPEC §11, mode ``fp32``): each block sum
 rounded RNE to FP32, then added in order into an FP32 accumulator, RNE after every add."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 
-from hdl.common import is_int
 from hdl.common.fp32 import FP32Add, RoundToFP32
+from hdl.common.pipeline import delay
 
+from .block_accumulator import BlockAccumulator
 from .dequantize import QNAN
 
 __all__ = ["FP32Accumulator"]
 
 
-class FP32Accumulator(wiring.Component):
+class FP32Accumulator(BlockAccumulator):
     """Ordered FP32 accumulation, one block per cycle.
 
     The block sum is rounded to FP32 in a pipelined :class:`RoundToFP32`; the accumulation itself
@@ -35,27 +34,12 @@ class FP32Accumulator(wiring.Component):
 
     Members
     -------
-    valid, first, last, sum, scale_sum, nan :
-        As for :class:`hdl.mx.exact_accumulator.ExactAccumulator`.
-    o_valid : Out(1)
-    o : Out(32)
+    As for :class:`BlockAccumulator`.
     """
 
     def __init__(self, sum_width, lsb_exp, *, round_stages=2):
-        if not (is_int(sum_width) and 2 <= sum_width <= 128):
-            raise ValueError(f"sum_width must be an integer in 2..128, not {sum_width!r}")
-        if not (is_int(lsb_exp) and -64 <= lsb_exp <= 0):
-            raise ValueError(f"lsb_exp must be an integer in -64..0, not {lsb_exp!r}")
-        self.sum_width, self.lsb_exp = sum_width, lsb_exp
+        super().__init__(sum_width, lsb_exp)
         self.rounder = RoundToFP32(sum_width, 11, stages=round_stages)
-        super().__init__({
-            "valid": In(1), "first": In(1), "last": In(1),
-            "sum": In(signed(sum_width)),
-            "scale_sum": In(9),
-            "nan": In(1),
-            "o_valid": Out(1),
-            "o": Out(32),
-        })
 
     @property
     def latency(self):
@@ -84,12 +68,8 @@ class FP32Accumulator(wiring.Component):
             rounder.exp.eq(e_exp),
             rounder.sticky.eq(0),
         ]
-        for k in range(rounder.latency):
-            nxt = [Signal.like(s, name=f"r{k}_{n}") for s, n in
-                   zip(side, ("valid", "first", "last", "nan"))]
-            m.d.sync += [d.eq(s) for d, s in zip(nxt, side)]
-            side = nxt
-        valid, first, last, nan = side
+        r = delay(m, Cat(*side), rounder.latency, "r")
+        valid, first, last, nan = r[0], r[1], r[2], r[3]
 
         # Block value as FP32 (NaN block -> NaN), registered before the loop.
         x_valid, x_first, x_last = Signal(), Signal(), Signal()
