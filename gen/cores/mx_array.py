@@ -15,9 +15,10 @@ from hdl.formats import mx_format
 from sim.golden import mx as golden_mx
 from sim.vectors.mx_dot import random_dot_groups
 
-from ..params import ParamError, Params, param
+from ..params import Params, param
 from ..registry import Core, VectorError, register
 from .mx_blocking import BLOCK_SIZES, require
+from .mx_dot_knobs import DotKnobs, accum_param, multipliers_param, pipeline_param
 
 ARRAY_SIZES = tuple(range(1, 17))
 #: K blocks of the generated stimulus (user vectors may use any count >= 1).
@@ -27,7 +28,7 @@ PAD_SCALE = 127
 
 
 @dataclass(frozen=True)
-class MXArrayParams(Params):
+class MXArrayParams(DotKnobs, Params):
     # Default 2x2: with exact accumulators and DSP multipliers it fits an ECP5-85F (128 of 156
     # DSPs); 4x4 INT8 needs multipliers=lut there (see the README's numbers).
     rows: int = param(2, kind="int", choices=ARRAY_SIZES, doc="PE rows (A rows per tile)")
@@ -36,39 +37,21 @@ class MXArrayParams(Params):
     b_format: str = param("mxint8", kind="format", doc="MX format of B (blocked along K)")
     block_size: int = param(32, kind="int", choices=BLOCK_SIZES,
                             doc="elements sharing one E8M0 scale")
-    accum: str = param("exact", kind="enum", choices=("exact", "fp32"),
-                       doc="per output across K blocks, as for mx-dot (MX_SPEC §11)")
-    pipeline: str = param("200mhz", kind="str",
-                          allowed="adder-tree register stages 0..log2(block_size)+1, "
-                                  "or a target clock '<N>mhz'",
-                          doc="register placement in every PE, as for mx-dot")
-
-    multipliers: str = param("dsp", kind="enum", choices=("dsp", "lut"),
-                             doc="INT8 x INT8 products in DSP blocks or in logic (other pairs "
-                                 "always use logic)")
-
-    def check(self):
-        from hdl.mx.dot import resolve_pipeline
-        try:
-            resolve_pipeline(self.pipeline, self.block_size)
-        except ValueError as e:
-            raise ParamError(f"parameter {e}") from None
+    accum: str = accum_param("per output across K blocks, as for mx-dot (MX_SPEC §11)")
+    pipeline: str = pipeline_param("register placement in every PE, as for mx-dot")
+    multipliers: str = multipliers_param()
 
 
 def _build(p: MXArrayParams):
     from hdl.mx.array import MXArray
-    pipeline = int(p.pipeline) if p.pipeline.strip().isdigit() else p.pipeline
     return MXArray(p.rows, p.cols, p.a_format, p.b_format, block_size=p.block_size,
-                   accum=p.accum, pipeline=pipeline, multipliers=p.multipliers)
+                   accum=p.accum, pipeline=p.pipeline_value, multipliers=p.multipliers)
 
 
 def _top_name(p: MXArrayParams) -> str:
     a = mx_format(p.a_format).element.name
     b = mx_format(p.b_format).element.name
-    pipe = p.pipeline.strip().lower().replace(" ", "")
-    pipe = f"p{pipe}" if pipe.isdigit() else pipe
-    mul = "_lutmul" if p.multipliers == "lut" else ""
-    return f"mx_array_{p.rows}x{p.cols}_{a}_{b}_b{p.block_size}_{p.accum}_{pipe}{mul}"
+    return f"mx_array_{p.rows}x{p.cols}_{a}_{b}_{p.datapath_tag}"
 
 
 def _stimulus(p: MXArrayParams, rng: np.random.Generator, n: int) -> dict:

@@ -10,54 +10,37 @@ from hdl.formats import mx_format
 from sim.golden import mx as golden_mx
 from sim.vectors.mx_dot import corner_dot_groups, random_dot_groups
 
-from ..params import ParamError, Params, param
+from ..params import Params, param
 from ..registry import Core, VectorError, register
 from .mx_blocking import BLOCK_SIZES, require
+from .mx_dot_knobs import DotKnobs, accum_param, multipliers_param, pipeline_param
 
 #: Blocks per group in the generated stimulus (user vectors may use any count >= 1).
 STIMULUS_BLOCKS = 3
 
 
 @dataclass(frozen=True)
-class MXDotParams(Params):
+class MXDotParams(DotKnobs, Params):
     a_format: str = param("mxfp8_e4m3", kind="format", doc="MX format of the A blocks")
     b_format: str = param("mxfp8_e4m3", kind="format", doc="MX format of the B blocks")
     block_size: int = param(32, kind="int", choices=BLOCK_SIZES,
                             doc="elements sharing one E8M0 scale")
-    accum: str = param("exact", kind="enum", choices=("exact", "fp32"),
-                       doc="across blocks: exact = one wide accumulator, one RNE rounding; "
-                           "fp32 = each block sum rounded, ordered FP32 adds (MX_SPEC §11)")
-    pipeline: str = param("200mhz", kind="str",
-                          allowed="adder-tree register stages 0..log2(block_size)+1, "
-                                  "or a target clock '<N>mhz'",
-                          doc="register placement: a stage count or a target frequency")
-
-    multipliers: str = param("dsp", kind="enum", choices=("dsp", "lut"),
-                             doc="INT8 x INT8 products in DSP blocks or in logic (other pairs "
-                                 "always use logic)")
-
-    def check(self):
-        from hdl.mx.dot import resolve_pipeline
-        try:
-            resolve_pipeline(self.pipeline, self.block_size)
-        except ValueError as e:
-            raise ParamError(f"parameter {e}") from None
+    accum: str = accum_param("across blocks: exact = one wide accumulator, one RNE rounding; "
+                             "fp32 = each block sum rounded, ordered FP32 adds (MX_SPEC §11)")
+    pipeline: str = pipeline_param("register placement: a stage count or a target frequency")
+    multipliers: str = multipliers_param()
 
 
 def _build(p: MXDotParams):
     from hdl.mx.dot import MXDot
-    pipeline = int(p.pipeline) if p.pipeline.strip().isdigit() else p.pipeline
     return MXDot(p.a_format, p.b_format, block_size=p.block_size, accum=p.accum,
-                 pipeline=pipeline, multipliers=p.multipliers)
+                 pipeline=p.pipeline_value, multipliers=p.multipliers)
 
 
 def _top_name(p: MXDotParams) -> str:
     a = mx_format(p.a_format).element.name
     b = mx_format(p.b_format).element.name
-    pipe = p.pipeline.strip().lower().replace(" ", "")
-    pipe = f"p{pipe}" if pipe.isdigit() else pipe
-    mul = "_lutmul" if p.multipliers == "lut" else ""
-    return f"mx_dot_{a}_{b}_b{p.block_size}_{p.accum}_{pipe}{mul}"
+    return f"mx_dot_{a}_{b}_{p.datapath_tag}"
 
 
 def _stimulus(p: MXDotParams, rng: np.random.Generator, n: int) -> dict:

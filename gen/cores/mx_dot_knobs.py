@@ -1,0 +1,53 @@
+"""The datapath parameters mx-dot and mx-array share (each mx-array PE is the mx-dot datapath):
+``accum``, ``pipeline``, ``multipliers``, their check, and the module-name suffix they make."""
+
+from __future__ import annotations
+
+from ..params import ParamError, param
+
+PIPELINE_ALLOWED = ("adder-tree register stages 0..log2(block_size)+1, or a target clock "
+                    "'<N>mhz'")
+
+
+def accum_param(doc: str):
+    return param("exact", kind="enum", choices=("exact", "fp32"), doc=doc)
+
+
+def pipeline_param(doc: str):
+    return param("200mhz", kind="str", allowed=PIPELINE_ALLOWED, doc=doc)
+
+
+def multipliers_param():
+    return param("dsp", kind="enum", choices=("dsp", "lut"),
+                 doc="INT8 x INT8 products in DSP blocks or in logic (other pairs always use "
+                     "logic)")
+
+
+class DotKnobs:
+    """Methods of the parameter dataclasses with ``block_size``, ``accum``, ``pipeline`` and
+    ``multipliers`` fields."""
+
+    block_size: int
+    accum: str
+    pipeline: str
+    multipliers: str
+
+    def check(self):
+        from hdl.mx.dot import resolve_pipeline
+        try:
+            resolve_pipeline(self.pipeline, self.block_size)
+        except ValueError as e:
+            raise ParamError(f"parameter {e}") from None
+
+    @property
+    def pipeline_value(self) -> int | str:
+        """``pipeline`` as the generators take it: a stage count (int) or a frequency text."""
+        return int(self.pipeline) if self.pipeline.strip().isdigit() else self.pipeline
+
+    @property
+    def datapath_tag(self) -> str:
+        """Module-name suffix: block size, accumulation, register placement, multipliers."""
+        pipe = self.pipeline.strip().lower().replace(" ", "")
+        pipe = f"p{pipe}" if pipe.isdigit() else pipe
+        mul = "_lutmul" if self.multipliers == "lut" else ""
+        return f"b{self.block_size}_{self.accum}_{pipe}{mul}"
