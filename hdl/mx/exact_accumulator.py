@@ -1,9 +1,11 @@
 """Exact (Kulisch) accumulation of MX block sums across a group, one RNE rounding to FP32 at the end
 (MX_SPEC §11, dot across blocks, mode ``exact``)."""
 
+import operator
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 
-from hdl.common import is_int
+from hdl.common import is_int, reduce_tree
 from hdl.common.fp32 import RoundToFP32
 from hdl.common.pipeline import delay
 
@@ -273,8 +275,4 @@ def _spread_mux(copies, pieces, ks, offset, width):
 
 
 def _or_all(values):
-    values = list(values)
-    out = values[0]
-    for v in values[1:]:
-        out = out | v
-    return out
+    return reduce_tree(operator.or_, values)
