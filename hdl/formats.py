@@ -98,9 +98,17 @@ class ElementFormat:
         return self.decode_exact(self.max_code)
 
     @property
+    def lsb_exp(self) -> int:
+        """Exponent k of the element's integer LSB: ``min_subnormal == 2**k``.
+
+        E5M2 -16, E4M3 -9, E3M2 -4, E2M3 -3, E2M1 -1, INT8 -6.
+        """
+        return self.emin - (self.mbits if self.is_float else 0)
+
+    @property
     def min_subnormal(self) -> Fraction:
         """Smallest positive magnitude (the element's integer LSB)."""
-        return Fraction(2) ** (self.emin - (self.mbits if self.is_float else 0))
+        return Fraction(2) ** self.lsb_exp
 
     def is_nan_code(self, code: int) -> bool:
         if not self.is_float:

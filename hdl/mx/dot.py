@@ -24,11 +24,6 @@ ACCUM_MODES = ("exact", "fp32")
 _FREQUENCY_MODEL = ((180, 1, 5, 2), (120, 2, 3, 1), (80, 3, 2, 1), (0, 64, 1, 1))
 
 
-def _lsb_exp(elem):
-    lsb = elem.min_subnormal
-    return 1 - lsb.denominator.bit_length()
-
-
 def resolve_pipeline(pipeline, block_size):
     """``pipeline`` (a register-stage count or a target frequency) -> ``(tree_stages,
     round_stages, product_stages)``.
@@ -99,7 +94,7 @@ class DotDatapath(wiring.Component):
         self.block_dot = BlockDotProduct(a_elem, b_elem, block_size, tree_stages=tree_stages,
                                          multipliers=multipliers, product_stages=product_stages)
         width = block_sum_width(a_elem, b_elem, block_size)
-        lsb_exp = _lsb_exp(a_elem) + _lsb_exp(b_elem)
+        lsb_exp = a_elem.lsb_exp + b_elem.lsb_exp
         if accum == "exact":
             self.accumulator = ExactAccumulator(width, lsb_exp, round_stages=round_stages)
         else:

@@ -72,11 +72,9 @@ def element_format(elem: str | ElementFormat | MXFormat) -> ElementFormat:
 def lsb_exponent(elem: ElementFormat) -> int:
     """Exponent k with ``elem.min_subnormal == 2**k`` (the weight of one integer unit).
 
-    E5M2 -16, E4M3 -9, E3M2 -4, E2M3 -3, E2M1 -1, INT8 -6 (derived from ``hdl.formats``).
+    E5M2 -16, E4M3 -9, E3M2 -4, E2M3 -3, E2M1 -1, INT8 -6 (``hdl.formats``' ``lsb_exp``).
     """
-    lsb = elem.min_subnormal
-    assert lsb.numerator == 1 and lsb.denominator & (lsb.denominator - 1) == 0, lsb
-    return 1 - lsb.denominator.bit_length()
+    return elem.lsb_exp
 
 
 def check_rounding(rounding: object) -> str:

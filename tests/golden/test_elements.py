@@ -69,10 +69,19 @@ def test_every_code_dequantizes_exactly_with_unit_scale(elem):
     assert np.all(bits[nan] == mx.FP32_NAN)
 
 
+# The OCP spec's smallest subnormals (INT8: 2**-6, its fixed-point LSB), written out here rather
+# than derived from hdl.formats, so a wrong emin or mbits there fails.
+SPEC_LSB_EXP = {"fp8_e5m2": -16, "fp8_e4m3": -9, "fp6_e3m2": -4, "fp6_e2m3": -3,
+                "fp4_e2m1": -1, "int8": -6}
+
+
 @pytest.mark.parametrize("elem", ALL_ELEMS, ids=lambda e: e.name)
-def test_lsb_exponent_matches_formats(elem):
+def test_lsb_exponent_matches_the_spec(elem):
     k = el.lsb_exponent(elem)
+    assert k == SPEC_LSB_EXP[elem.name]
     assert 2.0 ** k == elem.min_subnormal
+    if elem in ML:                                  # code 1 is the smallest subnormal
+        assert float(np.uint8(1).view(ML[elem])) == 2.0 ** k
 
 
 # ----------------------------------------------------------------------------------------------
