@@ -1,11 +1,9 @@
 """Exact (Kulisch) accumulation of MX block sums across a group, one RNE rounding to FP32 at the end
 (MX_SPEC §11, dot across blocks, mode ``exact``)."""
 
-import operator
-
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 
-from hdl.common import is_int, reduce_tree
+from hdl.common import is_int
 from hdl.common.fp32 import RoundToFP32
 from hdl.common.pipeline import delay
 
@@ -18,10 +16,10 @@ __all__ = ["ExactAccumulator"]
 SCALE_SUM_MAX = 508
 #: Guard bits at least reserved above the largest block term for the group-length capacity.
 MIN_GUARD = 16
-#: Pieces per first-level group of the window mux.
-GROUP = 4
-#: Copies of the one-hot piece choice (fan-out relief; two for the high piece, two for the low).
-SELECT_COPIES = 4
+#: Copies of each piece's "mixed" flag in the candidate chain: each drives a part of the mux.
+FLAG_COPIES = 2
+#: Candidate-chain references to a window piece (see ``ExactAccumulator._chain_stage``).
+ZERO, ONES, MIXED_HI, MIXED_LO = range(4)
 
 
 class ExactAccumulator(BlockAccumulator):
@@ -36,9 +34,11 @@ class ExactAccumulator(BlockAccumulator):
     cut into ``chunk``-bit pieces; piece ``k`` adds its share of a block term ``k`` cycles after
     piece 0 did (the term travels up a delay line) together with the carry piece ``k - 1`` produced
     for the same term one cycle earlier. So the loop in every piece is one ``chunk``-bit adder,
-    the pieces of a group's sum are final one after another, and they travel on to the rounding
-    stage, which finds the most significant piece, takes two pieces and a sticky bit, and rounds
-    them with :class:`RoundToFP32`. Any number of groups are in flight; one block per cycle.
+    the pieces of a group's sum are final one after another. A chain beside the pieces keeps the
+    two pieces under the leading one found so far and a sticky bit (one candidate per sign, since
+    the sign comes with the top piece), so the rounding stage only picks a candidate, negates a
+    negative window and rounds it with :class:`RoundToFP32`. Any number of groups are in flight;
+    one block per cycle.
 
     Capacity: a group of up to :attr:`max_blocks` blocks is exact. A longer group, or a group
     with a NaN block, gives the canonical NaN ``0x7FC00000`` (never a wrapped sum).
@@ -78,9 +78,89 @@ class ExactAccumulator(BlockAccumulator):
     @property
     def latency(self):
         """Cycles from a group's last block at the inputs to ``o_valid``."""
-        # entry register, one stage per piece, the piece capture, five rounding-stage
-        # registers, the rounder, and the output register.
-        return 1 + self.chunks + 1 + 5 + self.rounder.latency + 1
+        # entry register, one stage per piece, the candidate chain's three registers behind the
+        # top piece's adder, the candidate pick, the negation, the rounder and the output register.
+        return 1 + self.chunks + 3 + 1 + 1 + self.rounder.latency + 1
+
+    def _chain_stage(self, m, k, total, state):
+        """Candidate-chain stage ``k``: registers piece ``k`` (``total``, this cycle's adder
+        output), its flags one cycle later, and one cycle after that the choice among pieces
+        ``0..k``. Returns the stage's state registers, three cycles behind the adder.
+
+        Only one pair of pieces is carried as data: ``mixed`` = the highest *mixed* piece so far
+        (neither all zeros nor all ones; piece 0 to begin with) and the piece under it. A mixed
+        piece leads for either sign. Above the last mixed piece every piece is all zeros or all
+        ones, so a leading piece there, and the piece under it, are one of four references:
+        ``ZERO``, ``ONES``, ``MIXED_HI`` (the mixed piece, when it lies just below) or
+        ``MIXED_LO``. Per sign the chain keeps ``hi``/``lo`` references, the leading ``index`` and
+        ``sticky`` (any nonzero piece under ``lo``). This halves the multiplexed data bits
+        compared with carrying two data candidates.
+        """
+        C, N = self.chunk, self.chunks
+        piece = Signal(C, name=f"piece{k}", reset_less=True)
+        m.d.sync += piece.eq(total)
+        # Flags one cycle after the piece, with the piece delayed beside them: the 32-bit
+        # compares would otherwise sit in series with the mux they steer.
+        data = Signal(C, name=f"piece{k}_d", reset_less=True)
+        nz, noa = Signal(name=f"piece{k}_nz", reset_less=True), \
+            Signal(name=f"piece{k}_noa", reset_less=True)
+        mixed = [Signal(name=f"piece{k}_mixed{c}", reset_less=True, attrs={"keep": 1})
+                 for c in range(FLAG_COPIES)]
+        m.d.sync += [data.eq(piece), nz.eq(piece != 0), noa.eq(piece != (1 << C) - 1),
+                     *[f.eq((piece != 0) & (piece != (1 << C) - 1)) for f in mixed]]
+
+        def ref(sign, key):
+            return Signal(2, name=f"c{k}_{sign}_{key}", reset_less=True)
+
+        new = {"prev": Signal(C, name=f"c{k}_prev", reset_less=True),
+               "prev_nz": Signal(name=f"c{k}_prev_nz", reset_less=True),
+               "prev_ref": Signal(2, name=f"c{k}_prev_ref", reset_less=True),
+               "below": Signal(name=f"c{k}_below", reset_less=True),
+               "mixed_hi": Signal(C, name=f"c{k}_mixed_hi", reset_less=True),
+               "mixed_lo": Signal(C, name=f"c{k}_mixed_lo", reset_less=True),
+               "mixed_hi_nz": Signal(name=f"c{k}_mixed_hi_nz", reset_less=True),
+               "mixed_lo_nz": Signal(name=f"c{k}_mixed_lo_nz", reset_less=True),
+               **{sign: {"hi": ref(sign, "hi"), "lo": ref(sign, "lo"),
+                         "index": Signal(range(N), name=f"c{k}_{sign}_index", reset_less=True),
+                         "sticky": Signal(name=f"c{k}_{sign}_sticky", reset_less=True)}
+                  for sign in ("pos", "neg")}}
+        m.d.sync += [new["prev"].eq(data), new["prev_nz"].eq(nz)]
+        if state is None:
+            # Piece 0 is the mixed candidate and both signs' choice, whatever it holds: it is
+            # the answer when no piece leads (the sum is 0, or -1 in units of the LSB).
+            m.d.sync += [new["below"].eq(0), new["prev_ref"].eq(MIXED_HI),
+                         new["mixed_hi"].eq(data), new["mixed_lo"].eq(0),
+                         new["mixed_hi_nz"].eq(nz), new["mixed_lo_nz"].eq(0)]
+            for sign in ("pos", "neg"):
+                m.d.sync += [new[sign]["hi"].eq(MIXED_HI), new[sign]["lo"].eq(ZERO),
+                             new[sign]["index"].eq(0), new[sign]["sticky"].eq(0)]
+            return new
+        m.d.sync += [
+            new["below"].eq(state["below"] | state["prev_nz"]),
+            new["prev_ref"].eq(Mux(mixed[0], MIXED_HI, Mux(nz, ONES, ZERO))),
+            new["mixed_hi_nz"].eq(Mux(mixed[0], 1, state["mixed_hi_nz"])),
+            new["mixed_lo_nz"].eq(Mux(mixed[0], state["prev_nz"], state["mixed_lo_nz"])),
+        ]
+        # Each flag copy steers its slice of both data pieces.
+        half = C // FLAG_COPIES
+        for c, flag in enumerate(mixed):
+            lo, hi = c * half, (C if c == FLAG_COPIES - 1 else (c + 1) * half)
+            m.d.sync += [
+                new["mixed_hi"][lo:hi].eq(Mux(flag, data[lo:hi], state["mixed_hi"][lo:hi])),
+                new["mixed_lo"][lo:hi].eq(Mux(flag, state["prev"][lo:hi],
+                                              state["mixed_lo"][lo:hi])),
+            ]
+        # A piece leads a positive sum if nonzero and a negative one if not all ones; a
+        # uniform leading piece is all ones (positive) or all zeros (negative).
+        for sign, lead, uniform in (("pos", nz, ONES), ("neg", noa, ZERO)):
+            old, cur = state[sign], new[sign]
+            m.d.sync += [
+                cur["hi"].eq(Mux(lead, Mux(mixed[0], MIXED_HI, uniform), old["hi"])),
+                cur["lo"].eq(Mux(lead, Mux(mixed[0], MIXED_LO, state["prev_ref"]), old["lo"])),
+                cur["index"].eq(Mux(lead, k, old["index"])),
+                cur["sticky"].eq(Mux(lead, state["below"], old["sticky"])),
+            ]
+        return new
 
     def elaborate(self, platform):
         m = Module()
@@ -120,20 +200,22 @@ class ExactAccumulator(BlockAccumulator):
 
         # Delay line: stage k holds the block piece k works on next cycle.
         stages = [s0]
-        for k in range(1, N + 2):
+        for k in range(1, N + 4):
             prev, cur = stages[-1], stage_fields(k)
             keep = ("valid", "last", "bad") if k > N - 1 else tuple(cur)
             for key in keep:
                 m.d.sync += cur[key].eq(prev[key])
             stages.append(cur)
 
+        # Each piece is final one cycle after the previous one. The two pieces the rounder needs
+        # (the leading piece and the one below it) and the sticky bit under them are chosen while
+        # the pieces arrive: stage k of a candidate chain compares piece k with the best choice
+        # of pieces 0..k-1, so no stage looks at more than one piece. The leading piece is the
+        # highest nonzero one for a positive sum and the highest not-all-ones one for a negative
+        # sum; the sign is only known with the top piece, so the chain keeps one candidate per
+        # sign and the sign picks one at the end.
         carry = Const(0)
-        captured = []                   # pieces 0..k of the block at stages[k + 2]
-        # Flags of the finished pieces, computed next to where each piece was captured (from the
-        # newest piece of the previous capture register) and travelling with them: bit 2j is
-        # "piece j != 0", bit 2j+1 "piece j != all ones". flags[k] covers pieces 0..k and is
-        # aligned with captured[k + 1].
-        flags = []
+        chain = None
         for k in range(N):
             src, now = stages[k], stages[k + 1]
             # Piece k's share of the term, registered one stage ahead of its adder: window piece
@@ -155,99 +237,46 @@ class ExactAccumulator(BlockAccumulator):
             m.d.sync += next_carry.eq(now["valid"] & total[C])
             with m.If(now["valid"]):
                 m.d.sync += acc.eq(Mux(now["last"], 0, total[:C]))
-            piece = Signal(C * (k + 1), name=f"pieces{k + 1}", reset_less=True)
-            m.d.sync += piece.eq(Cat(*captured[-1:], total[:C]) if captured else total[:C])
-            if k >= 1:
-                newest = captured[-1][(k - 1) * C:k * C]          # piece k-1, one cycle old
-                flag = Signal(2 * k, name=f"flags{k}", reset_less=True)
-                m.d.sync += flag.eq(Cat(*flags[-1:], newest != 0, newest != (1 << C) - 1))
-                flags.append(flag)
-            captured.append(piece)
             carry = next_carry
+            chain = self._chain_stage(m, k, total[:C], chain)
 
-        # Rounding stage 1: which piece leads (positive: nonzero; negative: not all ones).
-        done = stages[N + 1]
-        pieces = [captured[-1][k * C:(k + 1) * C] for k in range(N)]
-        # The travelling flags cover pieces 0..N-2 (flags[-1] is aligned with captured[-1]);
-        # the top piece's flags are computed here.
-        nz = [flags[-1][2 * j] for j in range(N - 1)] + [pieces[-1] != 0] if flags else \
-            [p != 0 for p in pieces]
-        noa = [flags[-1][2 * j + 1] for j in range(N - 1)] + [pieces[-1] != (1 << C) - 1] \
-            if flags else [p != (1 << C) - 1 for p in pieces]
-        z_valid, z_bad = Signal(), Signal()
-        z_pieces = Signal(N * C, reset_less=True)
-        z_neg = Signal()
-        z_lead = Signal(N)
-        z_nonzero = Signal(N)
-        neg = pieces[-1][C - 1]
+        # Rounding stage 1: the sign (the top piece's MSB) picks a candidate, whose references
+        # become the two window pieces.
+        done = stages[N + 3]
+        neg = chain["prev"][C - 1]
+        pick = {key: Mux(neg, chain["neg"][key], chain["pos"][key])
+                for key in ("hi", "lo", "index", "sticky")}
+
+        def resolve(r):
+            ones = Const(-1, C)
+            return Mux(r == MIXED_HI, chain["mixed_hi"],
+                       Mux(r == MIXED_LO, chain["mixed_lo"], Mux(r == ONES, ones, 0)))
+
+        lo_zero = Mux(pick["lo"] == MIXED_HI, ~chain["mixed_hi_nz"],
+                      Mux(pick["lo"] == MIXED_LO, ~chain["mixed_lo_nz"], pick["lo"] == ZERO))
+        w_valid, w_bad, w_neg, w_sticky, w_lo_zero = (Signal() for _ in range(5))
+        w_hi, w_lo = Signal(C, reset_less=True), Signal(C, reset_less=True)
+        w_index = Signal(range(N), reset_less=True)
         m.d.sync += [
-            z_valid.eq(done["valid"] & done["last"]),
-            z_bad.eq(done["bad"]),
-            z_pieces.eq(captured[-1]),
-            z_neg.eq(neg),
-            z_lead.eq(Cat(Mux(neg, a, b) for a, b in zip(noa, nz))),
-            z_nonzero.eq(Cat(*nz)),
+            w_valid.eq(done["valid"] & done["last"]), w_bad.eq(done["bad"]), w_neg.eq(neg),
+            w_hi.eq(resolve(pick["hi"])), w_lo.eq(resolve(pick["lo"])),
+            w_index.eq(pick["index"]), w_sticky.eq(pick["sticky"]), w_lo_zero.eq(lo_zero),
         ]
 
-        # Rounding stage 2: the one-hot choice of the leading piece (piece 0 if none) and the
-        # sticky of everything under the piece below it. Registered: the priority logic fans out
-        # to every bit of the window mux.
-        select = []
-        for k in range(N):
-            higher = z_lead[k + 1:] if k + 1 < N else Const(0)
-            select.append((z_lead[k] | (k == 0)) & ~higher.any())
-        below = [Const(0)]              # below[k]: any nonzero piece under piece k
-        for k in range(1, N):
-            below.append(z_nonzero[:k].any())
-        s_valid, s_bad, s_neg, s_sticky = Signal(), Signal(), Signal(), Signal()
-        # The choice drives every bit of two pieces: four kept copies (each feeds a quarter of
-        # the window bits) cut the fan-out that otherwise dominates this stage's routing delay.
-        s_select = [Signal(N, name=f"s_select{c}", attrs={"keep": 1}) for c in range(SELECT_COPIES)]
-        s_pieces = Signal(N * C, reset_less=True)
-        m.d.sync += [
-            s_valid.eq(z_valid), s_bad.eq(z_bad), s_neg.eq(z_neg),
-            *[copy.eq(Cat(*select)) for copy in s_select],
-            s_sticky.eq(_or_all([select[k] & below[k - 1] for k in range(2, N)] or [Const(0)])),
-            s_pieces.eq(z_pieces),
-        ]
-
-        # Rounding stages 3 and 4: the two-piece window, muxed in two registered levels (groups
-        # of GROUP pieces, then across groups) so each level is an AND-OR of a few terms.
-        sp = [s_pieces[k * C:(k + 1) * C] for k in range(N)]
-        groups = [range(g, min(g + GROUP, N)) for g in range(0, N, GROUP)]
-        g_valid, g_bad, g_neg, g_sticky = Signal(), Signal(), Signal(), Signal()
-        g_hi = [Signal(C, name=f"g{j}_hi", reset_less=True) for j in range(len(groups))]
-        g_lo = [Signal(C, name=f"g{j}_lo", reset_less=True) for j in range(len(groups))]
-        g_index = [Signal(range(N), name=f"g{j}_index", reset_less=True)
-                   for j in range(len(groups))]
-        m.d.sync += [g_valid.eq(s_valid), g_bad.eq(s_bad), g_neg.eq(s_neg),
-                     g_sticky.eq(s_sticky)]
-        for j, ks in enumerate(groups):
-            m.d.sync += [
-                g_hi[j].eq(_spread_mux(s_select[:2], sp, ks, 0, C)),
-                g_lo[j].eq(_spread_mux(s_select[2:], sp, ks, -1, C)),
-                g_index[j].eq(_or_all([Mux(s_select[0][k], k, 0) for k in ks])),
-            ]
-        w_valid, w_bad, w_neg, w_sticky = Signal(), Signal(), Signal(), Signal()
-        w_hi, w_lo = Signal(C), Signal(C)
-        w_index = Signal(range(N))
-        m.d.sync += [
-            w_valid.eq(g_valid), w_bad.eq(g_bad), w_neg.eq(g_neg), w_sticky.eq(g_sticky),
-            w_hi.eq(_or_all(g_hi)), w_lo.eq(_or_all(g_lo)), w_index.eq(_or_all(g_index)),
-        ]
-
-        # Rounding stage 5: |x| of a negative sum is ~x + 1, whose +1 reaches the window only if
-        # everything below it is zero. Registered: this 65-bit carry chain is a stage of its own.
-        window = Cat(w_lo, w_hi)
+        # Rounding stage 2: |x| of a negative sum is ~x + 1, whose +1 reaches the window only if
+        # everything below it is zero, and the high piece only if the low piece is zero too:
+        # two 32-bit increments side by side instead of one 65-bit carry chain.
         v_valid, v_bad, v_neg, v_sticky = Signal(), Signal(), Signal(), Signal()
-        v_mag = Signal(2 * C + 1)
+        v_lo, v_hi = Signal(C), Signal(C + 1)
         v_exp = Signal(signed(11))
         # Bit 0 of the window (piece index-1) weighs 2**((index - 1) * C + lsb_exp - 254).
         m.d.sync += [
             v_valid.eq(w_valid), v_bad.eq(w_bad), v_neg.eq(w_neg), v_sticky.eq(w_sticky),
-            v_mag.eq(Mux(w_neg, (~window) + ~w_sticky, window)),
+            v_lo.eq(Mux(w_neg, (~w_lo) + ~w_sticky, w_lo)),
+            v_hi.eq(Mux(w_neg, (~w_hi) + (~w_sticky & w_lo_zero), w_hi)),
             v_exp.eq(w_index * C + (self.lsb_exp - 254 - C)),
         ]
+        v_mag = Cat(v_lo, v_hi)
         m.d.comb += [
             rounder.sign.eq(v_neg),
             rounder.mag.eq(v_mag),
@@ -261,18 +290,3 @@ class ExactAccumulator(BlockAccumulator):
         ]
         return m
 
-
-def _spread_mux(copies, pieces, ks, offset, width):
-    """One-hot AND-OR of ``pieces[k + offset]`` over ``k in ks``; bit slice i of the result uses
-    select copy i (so each copy drives ``width / len(copies)`` bits of each piece)."""
-    part = width // len(copies)
-    out = []
-    for i, sel in enumerate(copies):
-        lo, hi = i * part, (width if i == len(copies) - 1 else (i + 1) * part)
-        terms = [Mux(sel[k], pieces[k + offset][lo:hi], 0) for k in ks if k + offset >= 0]
-        out.append(_or_all(terms) if terms else Const(0, hi - lo))
-    return Cat(*out)
-
-
-def _or_all(values):
-    return reduce_tree(operator.or_, values)
