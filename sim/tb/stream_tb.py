@@ -93,20 +93,23 @@ class StreamTB:
                     dut.i__valid.value = 0
             dut.o__ready.value = 1 if (got >= n_out or self.accept[k]) else 0
             await ReadOnly()
+            moved = False
             if offering and dut.i__ready.value == 1:
                 sent += 1
                 offering = False
+                moved = True        # a taken input beat is progress too (e.g. weight loads)
             if dut.o__valid.value == 1 and dut.o__ready.value == 1:
-                beat = dut.o__payload.value.to_unsigned()
+                value = dut.o__payload.value
+                # A 1-bit payload reads as a Logic, which has no to_unsigned().
+                beat = value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
                 actual.append(beat)
-                idle_run = 0
+                moved = True
                 if got < n_out and beat != self.expected[got]:
                     mismatches += 1
                     if first_mismatch < 0:
                         first_mismatch = got
                 got += 1
-            else:
-                idle_run += 1
+            idle_run = 0 if moved else idle_run + 1
             if got >= n_out:
                 drain_left -= 1
                 if drain_left == 0:
@@ -132,6 +135,6 @@ async def stream_scoreboard(dut):
     n_out = len(tb.expected)
     assert len(actual) >= n_out, (
         f"core stalled: {len(actual)} of {n_out} output beats after {cycles} cycles "
-        f"(no output for {tb.watchdog} cycles)")
+        f"(no beat taken or produced for {tb.watchdog} cycles)")
     assert len(actual) == n_out, f"{len(actual) - n_out} unexpected extra output beats"
     assert mismatches == 0, f"{mismatches} of {n_out} output beats differ; first at beat {first}"
