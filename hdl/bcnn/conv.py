@@ -1,0 +1,448 @@
+"""Streaming binarized 3x3 conv layer: line buffer, XNOR-popcount or separable datapath,
+threshold and 2x2 max-pool back end (ALGORITHMS.md §5.3, §6).
+
+Numerics are ``sim.golden.bcnn.layer``: PyTorch cross-correlation, OIHW weights, padding 0 or
++1, output +1 where the integer sum >= the threshold, max-pool on the binarized map (floor on odd
+sizes). A bit is 1 for +1 and 0 for -1.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hdl.common import is_int
+
+__all__ = ["BCNNConv", "KINDS", "PIXEL", "WEIGHT", "THRESHOLD", "conv_sum_bits"]
+
+#: Input beat kinds (the ``kind`` field of ``i.payload``).
+PIXEL, WEIGHT, THRESHOLD = 0, 1, 2
+KINDS = ("pixel", "weight", "threshold")
+#: Weight beats per (output channel, input word): full kernels one per tap (row-major ``kr*3+kc``);
+#: separable kernels ``u[0..2]`` then ``v[0..2]``.
+TAPS = {"full": 9, "separable": 6}
+
+
+def conv_sum_bits(c_in):
+    """Signed width of every conv sum (``|s| <= 9*c_in``) and folded threshold (``<= 9*c_in + 1``);
+    equal to ``sim.golden.bcnn.sum_bits``."""
+    return (9 * c_in + 1).bit_length() + 1
+
+
+def _check(name, value, ok, allowed):
+    if not ok:
+        raise ValueError(f"{name} must be {allowed}, not {value!r}")
+
+
+class BCNNConv(wiring.Component):
+    """One binarized 3x3 conv layer over a ``height`` x ``width`` image of ``c_in`` channels.
+
+    Stream protocol (``i``; one beat carries ``word`` channel bits):
+
+    * ``kind = WEIGHT`` beats load the kernels, ``c_out`` x ``ceil(c_in/word)`` x taps beats in
+      that order (output channel outermost); bit ``m`` of beat ``(o, j, tap)`` is the weight of
+      input channel ``j*word + m``. Taps: ``full`` 9 (``w[o, c, kr, kc]``, row-major),
+      ``separable`` 6 (``u[o, c, 0..2]``, then ``v[o, c, 0..2]``).
+    * ``kind = THRESHOLD`` beats load ``t[o]`` (field ``t``), one per output channel in order.
+    * ``kind = PIXEL`` beats carry the image in raster order, ``ceil(c_in/word)`` beats per pixel.
+
+    A run of weight (threshold) beats starts at output channel 0 whenever a beat of another kind
+    came in between. Load them between images: they take effect at once.
+
+    Output (``o``): for each output pixel in raster order (of the pooled map when ``pool``),
+    ``ceil(c_out/out_par)`` beats, each with ``out_par`` channels: ``y`` bits, or ``sums`` when
+    ``thresholds`` is off. Channels past ``c_out`` in the last group read 0.
+
+    Schedule: per pixel position (with one padding row and column at the far edges) the
+    ``ceil(c_in/word)`` input words are read into a 3x3 window (one word per cycle), then every
+    (output group, input word) pair takes one cycle; :attr:`cycles_per_image` gives the total
+    without stalls.
+    """
+
+    def __init__(self, *, width, height, c_in, c_out, word, out_par, pad=0, pool=False,
+                 kernel="full", thresholds=True):
+        for name, value in (("width", width), ("height", height)):
+            _check(name, value, is_int(value) and 1 <= value <= 4096, "an integer in 1..4096")
+        _check("c_in", c_in, is_int(c_in) and 1 <= c_in <= 4096, "an integer in 1..4096")
+        _check("c_out", c_out, is_int(c_out) and 1 <= c_out <= 4096, "an integer in 1..4096")
+        _check("word", word, is_int(word) and 1 <= word <= 512, "an integer in 1..512")
+        _check("out_par", out_par, is_int(out_par) and 1 <= out_par <= c_out,
+               f"an integer in 1..c_out ({c_out})")
+        _check("pad", pad, pad in (0, 1) and not isinstance(pad, bool), "0 or 1")
+        _check("kernel", kernel, kernel in TAPS, "'full' or 'separable'")
+        if pool and (width < 2 or height < 2):
+            raise ValueError(f"pool needs width and height >= 2, not {width}x{height}")
+        if pool and not thresholds:
+            raise ValueError("pool needs thresholds on (pooling applies to the binarized map)")
+        self.width, self.height, self.c_in, self.c_out = width, height, c_in, c_out
+        self.word, self.out_par, self.pad, self.pool = word, out_par, pad, bool(pool)
+        self.kernel, self.thresholds = kernel, bool(thresholds)
+        self.words = -(-c_in // word)
+        self.groups = -(-c_out // out_par)
+        self.taps = TAPS[kernel]
+        self.sum_bits = conv_sum_bits(c_in)
+        in_layout = data.StructLayout({
+            "kind": 2,
+            "bits": data.ArrayLayout(1, word),
+            "t": signed(self.sum_bits),
+        })
+        if self.thresholds:
+            out_layout = data.StructLayout({"y": data.ArrayLayout(1, out_par)})
+        else:
+            out_layout = data.StructLayout({"sums": data.ArrayLayout(signed(self.sum_bits),
+                                                                     out_par)})
+        super().__init__({
+            "i": In(stream.Signature(in_layout)),
+            "o": Out(stream.Signature(out_layout)),
+        })
+
+    @property
+    def out_height(self):
+        return self.height // 2 if self.pool else self.height
+
+    @property
+    def out_width(self):
+        return self.width // 2 if self.pool else self.width
+
+    @property
+    def cycles_per_image(self):
+        """Cycles per image with a never-idle source and an always-ready sink: per position of
+        the ``(height+1) x (width+1)`` grid, one issue cycle plus one per input word, and for
+        the ``height x width`` output positions one issue cycle plus ``groups x words``."""
+        positions = (self.height + 1) * (self.width + 1)
+        outputs = self.height * self.width
+        return positions * (self.words + 1) + outputs * (self.groups * self.words + 1)
+
+    @property
+    def latency(self):
+        """Cycles from taking the input word that completes a window to that window's first
+        output beat (no stalls): the load hand-off, the compute start, one issue cycle, one
+        cycle per input word, and the output register."""
+        return self.words + 3
+
+    @property
+    def throughput(self):
+        return (f"per pixel: {self.words} input beat(s), then {self.groups} x {self.words} "
+                f"datapath step(s) ({self.groups} output beat(s)); {self.cycles_per_image} "
+                f"cycles per {self.width}x{self.height} image without stalls")
+
+    @property
+    def details(self):
+        return {"words_per_pixel": self.words, "groups": self.groups,
+                "sum_bits": self.sum_bits, "taps": self.taps,
+                "weight_memory_bits": self.weight_bits,
+                "cycles_per_image": self.cycles_per_image}
+
+    @property
+    def weight_bits(self):
+        """Weight memory bits: ``c_out x c_in`` kernels of 9 (full) or 6 (separable) bits,
+        stored padded to whole words."""
+        return self.groups * self.out_par * self.words * self.word * self.taps
+
+    def elaborate(self, platform):
+        m = Module()
+        W, H, NW, G, Q, E = (self.width, self.height, self.words, self.groups, self.out_par,
+                             self.taps)
+        word, SB = self.word, self.sum_bits
+
+        # ---- memories ------------------------------------------------------------------
+        # Kernels: one row per (group, input word) holding out_par x taps words.
+        m.submodules.weights = wmem = Memory(shape=Q * E * word, depth=G * NW, init=[])
+        w_wr = wmem.write_port(granularity=word)
+        w_rd = wmem.read_port()
+        m.submodules.thresholds = tmem = Memory(shape=Q * SB, depth=G, init=[])
+        t_wr = tmem.write_port(granularity=SB)
+        t_rd = tmem.read_port()
+        # Line buffer: per (column, input word) the two rows above the incoming one.
+        m.submodules.lines = lmem = Memory(shape=2 * word, depth=W * NW, init=[])
+        l_wr = lmem.write_port()
+        l_rd = lmem.read_port()
+
+        beat = self.i.payload
+        bits = Cat(*[beat.bits[k] for k in range(word)])
+
+        # ---- weight and threshold loading ----------------------------------------------
+        wq, wg = Signal(range(Q), name="w_q"), Signal(range(G), name="w_g")
+        wj, we = Signal(range(NW), name="w_j"), Signal(range(E), name="w_tap")
+        tq, tg = Signal(range(Q), name="t_q"), Signal(range(G), name="t_g")
+        take = Signal()                     # a beat is accepted this cycle
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
+        is_w = beat.kind == WEIGHT
+        is_t = beat.kind == THRESHOLD
+        m.d.comb += [
+            w_wr.addr.eq(wg * NW + wj),
+            w_wr.data.eq(bits.replicate(Q * E)),
+            w_wr.en.eq(Mux(take & is_w, Const(1, Q * E) << (wq * E + we), 0)),
+            t_wr.addr.eq(tg),
+            t_wr.data.eq(beat.t.as_unsigned().replicate(Q)),
+            t_wr.en.eq(Mux(take & is_t, Const(1, Q) << tq, 0)),
+        ]
+        with m.If(take):
+            with m.If(is_w):
+                _advance(m, [(we, E), (wj, NW), (wq, Q), (wg, G)])
+            with m.Else():
+                m.d.sync += [we.eq(0), wj.eq(0), wq.eq(0), wg.eq(0)]
+            with m.If(is_t):
+                _advance(m, [(tq, Q), (tg, G)])
+            with m.Else():
+                m.d.sync += [tq.eq(0), tg.eq(0)]
+
+        # ---- position counters: the (H+1) x (W+1) grid of window positions --------------
+        # At grid position (r, c) the window holds input rows r-2..r and columns c-2..c; it
+        # is centred on output pixel (r-1, c-1), computed when r >= 1 and c >= 1.
+        r, c = Signal(range(H + 1), name="pos_r"), Signal(range(W + 1), name="pos_c")
+        real = (r < H) & (c < W)            # an input pixel is due at this position
+
+        # Window: 3 columns x 3 rows x NW words (column 2 is the newest).
+        win = [[[Signal(word, name=f"win_c{kc}_r{kr}_w{j}") for j in range(NW)]
+                for kr in range(3)] for kc in range(3)]
+
+        # ---- load phase: one word per cycle through the line buffer ---------------------
+        # Issue (address) one cycle, consume (read data, input beat) the next.
+        loading = Signal(init=1)
+        l_issue_j = Signal(range(NW + 1))
+        l_cons = Signal()                   # a read for word l_cons_j is valid this cycle
+        l_cons_j = Signal(range(NW))
+        need_beat = Signal()
+        m.d.comb += need_beat.eq(l_cons & real)
+        pixel_ok = ~need_beat | (self.i.valid & (beat.kind == PIXEL))
+        # The sink takes a beat whenever a pixel word is due; a weight or threshold beat taken
+        # then is written to its memory and the word stays due.
+        m.d.comb += self.i.ready.eq(need_beat)
+        l_step = l_cons & pixel_ok          # the consumed word moves on
+        l_hold = l_cons & ~pixel_ok
+        m.d.comb += [
+            l_rd.addr.eq(Mux(c < W, c, 0) * NW + l_issue_j),
+            l_rd.en.eq(~l_hold),
+        ]
+        # Rows above: from the line buffer (garbage outside the image; masked at compute).
+        above0, above1 = l_rd.data[:word], l_rd.data[word:]
+        new_row = Mux(r < H, bits, 0)
+        m.d.comb += [
+            l_wr.addr.eq(Mux(c < W, c, 0) * NW + l_cons_j),
+            l_wr.data.eq(Cat(above1, new_row)),
+            l_wr.en.eq(l_step & (c < W)),
+        ]
+        with m.If(loading):
+            with m.If(~l_hold):
+                m.d.sync += [l_cons.eq(l_issue_j < NW), l_cons_j.eq(l_issue_j)]
+                with m.If(l_issue_j < NW):
+                    m.d.sync += l_issue_j.eq(l_issue_j + 1)
+            with m.If(l_step):
+                for j in range(NW):
+                    with m.If(l_cons_j == j):
+                        for kr in range(3):
+                            m.d.sync += [win[0][kr][j].eq(win[1][kr][j]),
+                                         win[1][kr][j].eq(win[2][kr][j])]
+                        m.d.sync += [win[2][0][j].eq(above0), win[2][1][j].eq(above1),
+                                     win[2][2][j].eq(new_row)]
+            with m.If(l_step & (l_cons_j == NW - 1)):
+                m.d.sync += [l_cons.eq(0), l_issue_j.eq(0), loading.eq(0)]
+
+        # ---- compute phase: one (group, word) step per cycle ----------------------------
+        computing = Signal()
+        with m.If(~loading & ~computing):
+            # The load of position (r, c) just finished.
+            with m.If((r >= 1) & (c >= 1)):
+                m.d.sync += computing.eq(1)
+            with m.Else():
+                _next_position(m, r, c, H, W, loading)
+
+        # Edge validity of the window rows / columns (input rows r-2..r, columns c-2..c).
+        row_ok = [r >= 2, Const(1), r < H]
+        col_ok = [c >= 2, Const(1), c < W]
+
+        c_issue = Signal(range(G * NW + 1))      # next (group, word) step to address
+        c_cons = Signal()                        # a step's memory data is valid
+        c_g = Signal(range(G), name="c_g")
+        c_j = Signal(range(NW), name="c_j")
+        acc = [Signal(signed(SB), name=f"acc{q}") for q in range(Q)]
+        emit = Signal()                          # the consumed step ends a group
+        out_free = ~self.o.valid | self.o.ready
+        pooled = Signal(Q)
+        needs_slot = Signal()
+        stall = c_cons & emit & needs_slot & ~out_free
+        issue_g = Signal(range(G + 1))
+        issue_j = Signal(range(NW + 1))
+        m.d.comb += [
+            w_rd.addr.eq(issue_g * NW + issue_j),
+            w_rd.en.eq(~stall),
+            t_rd.addr.eq(issue_g),
+            t_rd.en.eq(~stall),
+        ]
+        with m.If(computing & ~stall):
+            more = c_issue < G * NW
+            m.d.sync += [c_cons.eq(more), c_g.eq(issue_g), c_j.eq(issue_j)]
+            with m.If(more):
+                m.d.sync += c_issue.eq(c_issue + 1)
+                with m.If(issue_j == NW - 1):
+                    m.d.sync += [issue_j.eq(0), issue_g.eq(issue_g + 1)]
+                with m.Else():
+                    m.d.sync += issue_j.eq(issue_j + 1)
+            with m.Elif(~c_cons):
+                # Every step consumed: next position.
+                m.d.sync += [computing.eq(0), c_issue.eq(0), issue_g.eq(0), issue_j.eq(0)]
+                _next_position(m, r, c, H, W, loading)
+
+        # Per-step partial sums for the out_par channels of group c_g over input word c_j.
+        # Named signals for the selected words: an Array proxy is re-muxed at every use. The
+        # channel mask is a Mux, not an Array of constants: Yosys writes the latter as an
+        # always @* case that Icarus never evaluates while the index keeps its initial value.
+        last_mask = Const(sum(1 << b for b in range(word) if (NW - 1) * word + b < self.c_in),
+                          word)
+        chan_ok = _wire(m, "chan_ok", Mux(c_j == NW - 1, last_mask, Const((1 << word) - 1, word)))
+        ones = Const((1 << word) - 1, word)
+        tap_ok = {}
+        tap_val = {}
+        for kr in range(3):
+            for kc in range(3):
+                x = _wire(m, f"tap{kr}{kc}_x", Array(win[kc][kr])[c_j])
+                inside = row_ok[kr] & col_ok[kc]
+                if self.pad:        # +1 padding: an outside pixel is +1 and counts
+                    tap_val[kr, kc] = _wire(m, f"tap{kr}{kc}", Mux(inside, x, ones))
+                    tap_ok[kr, kc] = chan_ok
+                else:               # zero padding: an outside pixel contributes nothing
+                    tap_val[kr, kc] = x
+                    tap_ok[kr, kc] = _wire(m, f"tap{kr}{kc}_ok", Mux(inside, chan_ok, 0))
+        weights = w_rd.data
+        partial = []
+        if self.kernel == "full":
+            counted = _popcount(m, "counted", Cat(*[tap_ok[t] for t in sorted(tap_ok)]))
+            for q in range(Q):
+                agree = Cat(*[~(tap_val[kr, kc] ^ weights.word_select(q * E + kr * 3 + kc, word))
+                              & tap_ok[kr, kc] for kr in range(3) for kc in range(3)])
+                pop = _popcount(m, f"agree{q}", agree)
+                partial.append((pop << 1).as_signed() - counted)
+        else:
+            partial = self._separable(m, tap_val, tap_ok, weights)
+
+        thresholds = [t_rd.data.word_select(q, SB).as_signed() for q in range(Q)]
+        total = [Signal(signed(SB), name=f"total{q}") for q in range(Q)]
+        for q in range(Q):
+            m.d.comb += total[q].eq(Mux(c_j == 0, 0, acc[q]) + partial[q])
+        m.d.comb += emit.eq(c_j == NW - 1)
+        y = Cat(*[(total[q] >= thresholds[q]) & (c_g * Q + q < self.c_out) for q in range(Q)])
+
+        # Output pixel (r-1, c-1) and, with pooling, its place in the 2x2 window.
+        orow, ocol = r - 1, c - 1
+        if self.pool:
+            PW = W // 2
+            m.submodules.pool = pmem = Memory(shape=Q, depth=max(1, PW * G), init=[])
+            p_rd = pmem.read_port(domain="comb")
+            p_wr = pmem.write_port()
+            kept = (orow < 2 * (H // 2)) & (ocol < 2 * (W // 2))
+            p_addr = (ocol >> 1) * G + c_g
+            first = ~orow[0] & ~ocol[0]
+            m.d.comb += [
+                p_rd.addr.eq(p_addr), p_wr.addr.eq(p_addr),
+                pooled.eq(Mux(first, y, p_rd.data | y)),
+                p_wr.data.eq(pooled),
+                needs_slot.eq(kept & orow[0] & ocol[0]),
+                p_wr.en.eq(c_cons & emit & kept & ~(orow[0] & ocol[0])),
+            ]
+            out_y = pooled
+        else:
+            m.d.comb += needs_slot.eq(1)
+            out_y = y
+
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(c_cons & ~stall):
+            for q in range(Q):
+                m.d.sync += acc[q].eq(total[q])
+            with m.If(emit & needs_slot):
+                m.d.sync += self.o.valid.eq(1)
+                if self.thresholds:
+                    m.d.sync += self.o.payload.y.as_value().eq(out_y)
+                else:
+                    for q in range(Q):
+                        m.d.sync += self.o.payload.sums[q].eq(
+                            Mux(c_g * Q + q < self.c_out, total[q], 0))
+        return m
+
+    def _separable(self, m, tap_val, tap_ok, weights):
+        """Partial sums of the separable kernels ``outer(u, v)``: vertical 3x1 sums shared by
+        all outputs (four sign patterns per column and channel), then per output the pattern
+        its ``u`` selects and the horizontal 1x3 sum with ``v``."""
+        word, Q, E = self.word, self.out_par, self.taps
+
+        def val(kr, kc, b):          # -1, 0 or +1 as a signed 2-bit value
+            return Mux(tap_ok[kr, kc][b], Mux(tap_val[kr, kc][b], 1, -1), 0)
+
+        # shared[kc][b][p]: a0 + s1*a1 + s2*a2 with (s1, s2) = pattern p (bit set: -1).
+        shared = []
+        for kc in range(3):
+            per_chan = []
+            for b in range(word):
+                a = [val(kr, kc, b) for kr in range(3)]
+                pats = []
+                for p in range(4):
+                    s = Signal(signed(3), name=f"vsum_c{kc}_b{b}_p{p}")
+                    m.d.comb += s.eq(a[0] + (-a[1] if p & 1 else a[1]) + (-a[2] if p & 2 else a[2]))
+                    pats.append(s)
+                per_chan.append(Array(pats))
+            shared.append(per_chan)
+        partial = []
+        for q in range(Q):
+            u = [weights.word_select(q * E + k, word) for k in range(3)]
+            v = [weights.word_select(q * E + 3 + k, word) for k in range(3)]
+            terms = []
+            for b in range(word):
+                # u = u0 * (1, u0*u1, u0*u2): the pattern bits are "differs from u0".
+                pat = Cat(u[1][b] ^ u[0][b], u[2][b] ^ u[0][b])
+                y = 0
+                for kc in range(3):
+                    t = _wire(m, f"vsel_q{q}_c{kc}_b{b}", shared[kc][b][pat])
+                    # v[kc] * u0 * t: negate when exactly one of them is -1 (bit 0).
+                    neg = u[0][b] ^ v[kc][b]
+                    y = y + Mux(neg, -t, t)
+                term = Signal(signed(5), name=f"hsum_q{q}_b{b}")
+                m.d.comb += term.eq(y)
+                terms.append(term)
+            s = Signal(signed(self.sum_bits), name=f"sep_partial{q}")
+            m.d.comb += s.eq(_tree_sum(terms))
+            partial.append(s)
+        return partial
+
+
+def _advance(m, counters):
+    """Increment a mixed-radix counter, least significant first; wraps to all zeros."""
+    carry = Const(1)
+    for sig, radix in counters:
+        wrap = sig == radix - 1
+        with m.If(carry):
+            m.d.sync += sig.eq(Mux(wrap, 0, sig + 1))
+        carry = carry & wrap
+
+
+def _next_position(m, r, c, H, W, loading):
+    m.d.sync += loading.eq(1)
+    with m.If(c == W):
+        m.d.sync += c.eq(0)
+        m.d.sync += r.eq(Mux(r == H, 0, r + 1))
+    with m.Else():
+        m.d.sync += c.eq(c + 1)
+
+
+def _wire(m, name, value):
+    """``value`` as a named comb signal (one node, however often it is used)."""
+    sig = Signal(Value.cast(value).shape(), name=name)
+    m.d.comb += sig.eq(value)
+    return sig
+
+
+def _popcount(m, name, value):
+    bits = _wire(m, f"{name}_bits", value)
+    s = Signal(range(len(value) + 1), name=f"{name}_pop")
+    m.d.comb += s.eq(_tree_sum([bits[k] for k in range(len(bits))]))
+    return s
+
+
+def _tree_sum(terms):
+    terms = list(terms)
+    if not terms:
+        return Const(0)
+    while len(terms) > 1:
+        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
+                 for k in range(0, len(terms), 2)]
+    return terms[0]
