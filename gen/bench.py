@@ -8,7 +8,10 @@ Speed and size targets are checked here, never by timed tests. Current reports:
 * ``mx_dot.json`` / ``mx_dot.md``: ``mx-dot`` LUT4 / CCU2C / FF / DSP and Fmax (median of the
   seeds) on ECP5-85F for every format pair, MXFP4 and MXINT8 also on iCE40 UP5K, ``mx-array`` 4x4
   on ECP5-85F, each checked against the MX-for-FPGA anchor and the issue-4 targets, and mx-dot
-  verification throughput in block pairs/s (``gen/bench_mx_dot.py``).
+  verification throughput in block pairs/s (``gen/bench_mx_dot.py``);
+* ``bcnn.json`` / ``bcnn.md``: ``bcnn-conv`` separable vs full kernels at the CIFAR-shaped layer:
+  cycles per image from Verilator, LUT4 / FF / DSP / EBR and Fmax on ECP5-85F (and a small layer
+  on iCE40 UP5K), weight bits, and the ratios next to the paper's (``gen/bench_bcnn.py``).
 
 Place and route of the 36 mx-dot points on the 85F takes hours on 2 cores; every tool step is
 cached by content, so an interrupted bench resumes where it stopped. ``--sections`` and
@@ -86,20 +89,21 @@ def main(argv=None) -> int:
     ap.add_argument("--work-dir", default="build", help="simulator build cache")
     ap.add_argument("--verilator-vectors", type=int, default=20_000)
     ap.add_argument("--icarus-vectors", type=int, default=4_000)
-    ap.add_argument("--sections", default="golden,verify,mx-dot",
-                    help="comma list of golden, verify, mx-dot (default: all)")
+    ap.add_argument("--sections", default="golden,verify,mx-dot,bcnn",
+                    help="comma list of golden, verify, mx-dot, bcnn (default: all)")
     ap.add_argument("--mx-pairs", default="all",
                     help="mx-dot format pairs: all (36), headline (the four anchor pairs) or "
                          "a:b,c:d")
-    ap.add_argument("--mx-seeds", type=int, default=3, help="nextpnr seeds per point")
+    ap.add_argument("--mx-seeds", type=int, default=3,
+                    help="nextpnr seeds per point (mx-dot and bcnn sections)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sections = {x.strip() for x in args.sections.split(",") if x.strip()}
-    unknown = sections - {"golden", "verify", "mx-dot"}
+    unknown = sections - {"golden", "verify", "mx-dot", "bcnn"}
     if unknown:
         ap.error(f"unknown --sections {', '.join(sorted(unknown))}; allowed: golden, verify, "
-                 f"mx-dot")
+                 f"mx-dot, bcnn")
     n = {"verilator": args.verilator_vectors, "icarus": args.icarus_vectors}
     reports = {}
     if "golden" in sections:
@@ -111,6 +115,10 @@ def main(argv=None) -> int:
         mx = bench_mx_dot(out, Path(args.work_dir), pairs=args.mx_pairs, seeds=args.mx_seeds,
                           n={"verilator": 2_000, "icarus": 500})
         reports["mx_dot.json"] = {"host": _host(), "results": mx["synth"] + mx["verify"]}
+    if "bcnn" in sections:
+        from .bench_bcnn import run as bench_bcnn
+        reports["bcnn.json"] = {"host": _host(), **bench_bcnn(out, Path(args.work_dir),
+                                                               seeds=args.mx_seeds)}
     failed = 0
     for name, rep in reports.items():
         (out / name).write_text(json.dumps(rep, indent=2) + "\n")

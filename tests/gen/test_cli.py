@@ -238,3 +238,69 @@ def test_verify_corrupt_vectors_and_unwritable_dump(tmp_path, capsys):
     code, _, err = run(capsys, "verify", "mx-quantize", "--vectors", str(vec), "--dump",
                        str(blocker / "out.npz"))
     assert_one_line_error(code, err, "cannot write dump file")
+
+
+# --- bcnn-conv: parameters, vectors and dump (issue 5 schema) -----------------------------------
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["gen", "bcnn-conv", "-p", "out_par=17"], ["out_par=17", "1..c_out (16)"]),
+    (["gen", "bcnn-conv", "-p", "pad=2"], ["pad=2", "allowed: 0, 1"]),
+    (["gen", "bcnn-conv", "-p", "kernel=dense"], ["kernel=dense", "full, separable"]),
+    (["gen", "bcnn-conv", "-p", "word=0"], ["word=0", "1..512"]),
+    (["gen", "bcnn-conv", "-p", "pool=true", "-p", "thresholds=false"],
+     ["pool=true", "thresholds=true"]),
+    (["gen", "bcnn-conv", "-p", "pool=true", "-p", "width=1"], ["pool=true", "width and height"]),
+])
+def test_bad_bcnn_parameters(capsys, argv, fragments):
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, *fragments)
+
+
+BCNN_SMALL = ["-p", "width=5", "-p", "height=3", "-p", "c_in=6", "-p", "c_out=3", "-p", "word=4",
+              "-p", "out_par=2"]
+
+
+def _pm1(rng, shape):
+    return np.where(rng.random(shape) < 0.5, 1, -1).astype(np.int8)
+
+
+@pytest.mark.parametrize("kernel, pool", [("separable", False), ("full", True)])
+def test_verify_vectors_and_dump_bcnn_conv(tmp_path, capsys, work_dir, kernel, pool):
+    from sim.golden import bcnn
+    rng = np.random.default_rng(8)
+    x = _pm1(rng, (6, 3, 5))
+    weights = ({"w": _pm1(rng, (3, 6, 3, 3))} if kernel == "full" else
+               {"u": _pm1(rng, (3, 6, 3)), "v": _pm1(rng, (3, 6, 3))})
+    t = np.array([-3, 0, 4], np.int32)
+    vec, dump = tmp_path / "in.npz", tmp_path / "out.npz"
+    np.savez(vec, x=x, t=t, **weights)
+    code, out, _ = run(capsys, "verify", "bcnn-conv", *BCNN_SMALL, "-p", f"kernel={kernel}",
+                       "-p", f"pool={str(pool).lower()}", "-p", "pad=1", "--sim", "icarus",
+                       "--vectors", str(vec), "--dump", str(dump), "--work-dir", str(work_dir))
+    assert code == 0, out
+    want = bcnn.layer(x, t=t, kernel=kernel, pad=1, pool=pool, **weights)["y"]
+    got = np.load(dump)["y"]
+    assert got.dtype == np.int8 and got.shape == want.shape == ((3, 1, 2) if pool else (3, 3, 5))
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("arrays, fragments", [
+    ({"x": np.ones((6, 3, 5), np.int8), "u": np.ones((3, 6, 3), np.int8),
+      "v": np.ones((3, 6, 3), np.int8)}, ["no array 't'", "it holds: u, v, x"]),
+    ({"x": np.ones((6, 3, 4), np.int8), "u": np.ones((3, 6, 3), np.int8),
+      "v": np.ones((3, 6, 3), np.int8), "t": np.zeros(3, np.int32)},
+     ["'x' must have shape [c_in, height, width] = [6, 3, 5]", "not [6, 3, 4]"]),
+    ({"x": np.zeros((6, 3, 5), np.int8), "u": np.ones((3, 6, 3), np.int8),
+      "v": np.ones((3, 6, 3), np.int8), "t": np.zeros(3, np.int32)},
+     ["'x' must hold only +1 and -1", "found 0"]),
+    ({"x": np.ones((6, 3, 5), np.int8), "w": np.ones((3, 6, 3, 3), np.int8),
+      "t": np.zeros(3, np.int32)}, ["no array 'u'", "kernel=separable"]),
+    ({"x": np.ones((6, 3, 5), np.int8), "u": np.ones((3, 6, 3), np.int8),
+      "v": np.ones((3, 6, 3), np.int8), "t": np.full(3, 999, np.int32)},
+     ["'t' holds 999..999", "-64..63"]),
+])
+def test_verify_bad_vectors_bcnn_conv(tmp_path, capsys, arrays, fragments):
+    vec = tmp_path / "in.npz"
+    np.savez(vec, **arrays)
+    code, _, err = run(capsys, "verify", "bcnn-conv", *BCNN_SMALL, "--vectors", str(vec))
+    assert_one_line_error(code, err, *fragments)
