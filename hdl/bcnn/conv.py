@@ -170,12 +170,13 @@ class BCNNConv(wiring.Component):
         is_w = beat.kind == WEIGHT
         is_t = beat.kind == THRESHOLD
         m.d.comb += [
-            w_wr.addr.eq(wg * NW + wj),
+            w_wr.addr.eq(_times(wg, NW) + wj),
             w_wr.data.eq(bits.replicate(Q * E)),
-            w_wr.en.eq(Mux(take & is_w, Const(1, Q * E) << (wq * E + we), 0)),
+            w_wr.en.eq(Cat(*[take & is_w & (wq == q) & (we == e)
+                             for q in range(Q) for e in range(E)])),
             t_wr.addr.eq(tg),
             t_wr.data.eq(beat.t.as_unsigned().replicate(Q)),
-            t_wr.en.eq(Mux(take & is_t, Const(1, Q) << tq, 0)),
+            t_wr.en.eq(Cat(*[take & is_t & (tq == q) for q in range(Q)])),
         ]
         with m.If(take):
             with m.If(is_w):
@@ -212,14 +213,14 @@ class BCNNConv(wiring.Component):
         l_step = l_cons & pixel_ok          # the consumed word moves on
         l_hold = l_cons & ~pixel_ok
         m.d.comb += [
-            l_rd.addr.eq(Mux(c < W, c, 0) * NW + l_issue_j),
+            l_rd.addr.eq(_times(Mux(c < W, c, 0), NW) + l_issue_j),
             l_rd.en.eq(~l_hold),
         ]
         # Rows above: from the line buffer (garbage outside the image; masked at compute).
         above0, above1 = l_rd.data[:word], l_rd.data[word:]
         new_row = Mux(r < H, bits, 0)
         m.d.comb += [
-            l_wr.addr.eq(Mux(c < W, c, 0) * NW + l_cons_j),
+            l_wr.addr.eq(_times(Mux(c < W, c, 0), NW) + l_cons_j),
             l_wr.data.eq(Cat(above1, new_row)),
             l_wr.en.eq(l_step & (c < W)),
         ]
@@ -265,7 +266,7 @@ class BCNNConv(wiring.Component):
         issue_g = Signal(range(G + 1))
         issue_j = Signal(range(NW + 1))
         m.d.comb += [
-            w_rd.addr.eq(issue_g * NW + issue_j),
+            w_rd.addr.eq(c_issue),              # = issue_g * NW + issue_j
             w_rd.en.eq(~stall),
             t_rd.addr.eq(issue_g),
             t_rd.en.eq(~stall),
@@ -321,7 +322,8 @@ class BCNNConv(wiring.Component):
         for q in range(Q):
             m.d.comb += total[q].eq(Mux(c_j == 0, 0, acc[q]) + partial[q])
         m.d.comb += emit.eq(c_j == NW - 1)
-        y = Cat(*[(total[q] >= thresholds[q]) & (c_g * Q + q < self.c_out) for q in range(Q)])
+        chan_valid = [_times(c_g, Q) + q < self.c_out for q in range(Q)]
+        y = Cat(*[(total[q] >= thresholds[q]) & chan_valid[q] for q in range(Q)])
 
         # Output pixel (r-1, c-1) and, with pooling, its place in the 2x2 window.
         orow, ocol = r - 1, c - 1
@@ -331,7 +333,7 @@ class BCNNConv(wiring.Component):
             p_rd = pmem.read_port(domain="comb")
             p_wr = pmem.write_port()
             kept = (orow < 2 * (H // 2)) & (ocol < 2 * (W // 2))
-            p_addr = (ocol >> 1) * G + c_g
+            p_addr = _times(ocol >> 1, G) + c_g
             first = ~orow[0] & ~ocol[0]
             m.d.comb += [
                 p_rd.addr.eq(p_addr), p_wr.addr.eq(p_addr),
@@ -357,7 +359,7 @@ class BCNNConv(wiring.Component):
                 else:
                     for q in range(Q):
                         m.d.sync += self.o.payload.sums[q].eq(
-                            Mux(c_g * Q + q < self.c_out, total[q], 0))
+                            Mux(chan_valid[q], total[q], 0))
         return m
 
     def _separable(self, m, tap_val, tap_ok, weights):
@@ -422,6 +424,13 @@ def _next_position(m, r, c, H, W, loading):
         m.d.sync += r.eq(Mux(r == H, 0, r + 1))
     with m.Else():
         m.d.sync += c.eq(c + 1)
+
+
+def _times(value, k):
+    """``value * k`` for a constant ``k`` as shifts and adds, so synthesis never spends a DSP
+    multiplier on an address."""
+    terms = [value << b for b in range(k.bit_length()) if k >> b & 1]
+    return _tree_sum(terms)
 
 
 def _wire(m, name, value):
