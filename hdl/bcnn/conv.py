@@ -55,8 +55,9 @@ class BCNNConv(wiring.Component):
 
     Schedule: per pixel position (with one padding row and column at the far edges) the
     ``ceil(c_in/word)`` input words are read into a 3x3 window (one word per cycle), then every
-    (output group, input word) pair takes one cycle; :attr:`cycles_per_image` gives the total
-    without stalls.
+    (output group, input word) pair takes one cycle through a three-stage pipeline (window
+    select, per-tap / per-channel terms, partial sum; then accumulate and threshold);
+    :attr:`cycles_per_image` gives the total without stalls.
     """
 
     def __init__(self, *, width, height, c_in, c_out, word, out_par, pad=0, pool=False,
@@ -106,19 +107,20 @@ class BCNNConv(wiring.Component):
 
     @property
     def cycles_per_image(self):
-        """Cycles per image with a never-idle source and an always-ready sink: per position of
-        the ``(height+1) x (width+1)`` grid, one issue cycle plus one per input word, and for
-        the ``height x width`` output positions one issue cycle plus ``groups x words``."""
+        """Cycles per image with a never-idle source and an always-ready sink: every position of
+        the ``(height+1) x (width+1)`` grid takes ``words + 2`` (one issue cycle, one per input
+        word, one hand-off), and each of the ``height x width`` output positions
+        ``groups x words + 4`` more (one step per cycle and the three-stage drain)."""
         positions = (self.height + 1) * (self.width + 1)
         outputs = self.height * self.width
-        return positions * (self.words + 1) + outputs * (self.groups * self.words + 1)
+        return positions * (self.words + 2) + outputs * (self.groups * self.words + 4)
 
     @property
     def latency(self):
         """Cycles from taking the input word that completes a window to that window's first
-        output beat (no stalls): the load hand-off, the compute start, one issue cycle, one
-        cycle per input word, and the output register."""
-        return self.words + 3
+        output beat (no stalls): the load hand-off, the compute start, one issue cycle per input
+        word, the three pipeline stages and the output register."""
+        return self.words + 5
 
     @property
     def throughput(self):
@@ -253,77 +255,94 @@ class BCNNConv(wiring.Component):
         row_ok = [r >= 2, Const(1), r < H]
         col_ok = [c >= 2, Const(1), c < W]
 
+        # The steps run through a stall-enabled pipeline (every register below moves on `adv`):
+        #   issue  - memory addresses; the window words of the step's input word selected
+        #   s1     - memory data; per-tap popcounts (full) or per-channel 3x3 sums (separable)
+        #   s2     - the step's partial sums over the word
+        #   s3     - accumulate over the input words, threshold, pool, output register
+        # Only the output register can stall it (o.ready low when a result is due).
         c_issue = Signal(range(G * NW + 1))      # next (group, word) step to address
-        c_cons = Signal()                        # a step's memory data is valid
-        c_g = Signal(range(G), name="c_g")
-        c_j = Signal(range(NW), name="c_j")
-        acc = [Signal(signed(SB), name=f"acc{q}") for q in range(Q)]
-        emit = Signal()                          # the consumed step ends a group
+        issue_g = Signal(range(G + 1), name="issue_g")
+        issue_j = Signal(range(NW + 1), name="issue_j")
+        more = computing & (c_issue < G * NW)
+
+        def ctl(n):
+            return {"valid": Signal(name=f"s{n}_valid"), "g": Signal(range(G), name=f"s{n}_g"),
+                    "j": Signal(range(NW), name=f"s{n}_j")}
+        s1, s2, s3 = ctl(1), ctl(2), ctl(3)
         out_free = ~self.o.valid | self.o.ready
-        pooled = Signal(Q)
         needs_slot = Signal()
-        stall = c_cons & emit & needs_slot & ~out_free
-        issue_g = Signal(range(G + 1))
-        issue_j = Signal(range(NW + 1))
+        emit = s3["j"] == NW - 1                 # the step ends its group's sum
+        stall = s3["valid"] & emit & needs_slot & ~out_free
+        adv = Signal()
+        m.d.comb += adv.eq(~stall)
         m.d.comb += [
             w_rd.addr.eq(c_issue),              # = issue_g * NW + issue_j
-            w_rd.en.eq(~stall),
+            w_rd.en.eq(adv),
             t_rd.addr.eq(issue_g),
-            t_rd.en.eq(~stall),
+            t_rd.en.eq(adv),
         ]
-        with m.If(computing & ~stall):
-            more = c_issue < G * NW
-            m.d.sync += [c_cons.eq(more), c_g.eq(issue_g), c_j.eq(issue_j)]
+        with m.If(adv):
+            m.d.sync += [s1["valid"].eq(more), s1["g"].eq(issue_g), s1["j"].eq(issue_j)]
+            for dst, src in ((s2, s1), (s3, s2)):
+                m.d.sync += [dst[k].eq(src[k]) for k in dst]
             with m.If(more):
                 m.d.sync += c_issue.eq(c_issue + 1)
                 with m.If(issue_j == NW - 1):
                     m.d.sync += [issue_j.eq(0), issue_g.eq(issue_g + 1)]
                 with m.Else():
                     m.d.sync += issue_j.eq(issue_j + 1)
-            with m.Elif(~c_cons):
-                # Every step consumed: next position.
+            with m.Elif(computing & ~s1["valid"] & ~s2["valid"] & ~s3["valid"]):
+                # Every step issued and through the pipeline: next position.
                 m.d.sync += [computing.eq(0), c_issue.eq(0), issue_g.eq(0), issue_j.eq(0)]
                 _next_position(m, r, c, H, W, loading)
 
-        # Per-step partial sums for the out_par channels of group c_g over input word c_j.
-        # Named signals for the selected words: an Array proxy is re-muxed at every use. The
-        # channel mask is a Mux, not an Array of constants: Yosys writes the latter as an
+        # Issue stage: the window's words for input word issue_j, with the edge masks applied.
+        # The channel mask is a Mux, not an Array of constants: Yosys writes the latter as an
         # always @* case that Icarus never evaluates while the index keeps its initial value.
         last_mask = Const(sum(1 << b for b in range(word) if (NW - 1) * word + b < self.c_in),
                           word)
-        chan_ok = _wire(m, "chan_ok", Mux(c_j == NW - 1, last_mask, Const((1 << word) - 1, word)))
         ones = Const((1 << word) - 1, word)
-        tap_ok = {}
-        tap_val = {}
+        chan_ok = _wire(m, "chan_ok", Mux(issue_j == NW - 1, last_mask, ones))
+        tap_ok, tap_val = {}, {}
         for kr in range(3):
             for kc in range(3):
-                x = _wire(m, f"tap{kr}{kc}_x", Array(win[kc][kr])[c_j])
+                x = _wire(m, f"tap{kr}{kc}_x", Array(win[kc][kr])[issue_j[:max(1, (NW - 1)
+                                                                               .bit_length())]])
                 inside = row_ok[kr] & col_ok[kc]
+                val = Signal(word, name=f"s1_tap{kr}{kc}", reset_less=True)
+                ok = Signal(word, name=f"s1_tap{kr}{kc}_ok", reset_less=True)
                 if self.pad:        # +1 padding: an outside pixel is +1 and counts
-                    tap_val[kr, kc] = _wire(m, f"tap{kr}{kc}", Mux(inside, x, ones))
-                    tap_ok[kr, kc] = chan_ok
+                    nxt_val, nxt_ok = Mux(inside, x, ones), chan_ok
                 else:               # zero padding: an outside pixel contributes nothing
-                    tap_val[kr, kc] = x
-                    tap_ok[kr, kc] = _wire(m, f"tap{kr}{kc}_ok", Mux(inside, chan_ok, 0))
-        weights = w_rd.data
-        partial = []
-        if self.kernel == "full":
-            counted = _popcount(m, "counted", Cat(*[tap_ok[t] for t in sorted(tap_ok)]))
-            for q in range(Q):
-                agree = Cat(*[~(tap_val[kr, kc] ^ weights.word_select(q * E + kr * 3 + kc, word))
-                              & tap_ok[kr, kc] for kr in range(3) for kc in range(3)])
-                pop = _popcount(m, f"agree{q}", agree)
-                partial.append((pop << 1).as_signed() - counted)
-        else:
-            partial = self._separable(m, tap_val, tap_ok, weights)
+                    nxt_val, nxt_ok = x, Mux(inside, chan_ok, 0)
+                with m.If(adv):
+                    m.d.sync += [val.eq(nxt_val), ok.eq(nxt_ok)]
+                tap_val[kr, kc], tap_ok[kr, kc] = val, ok
 
-        thresholds = [t_rd.data.word_select(q, SB).as_signed() for q in range(Q)]
+        # s1 -> s2 -> s3: the partial sums of the out_par channels of group g over word j.
+        weights = w_rd.data
+        if self.kernel == "full":
+            partial = self._full(m, tap_val, tap_ok, weights, adv)
+        else:
+            partial = self._separable(m, tap_val, tap_ok, weights, adv)
+        thr2 = [Signal(signed(SB), name=f"s2_t{q}", reset_less=True) for q in range(Q)]
+        thr3 = [Signal(signed(SB), name=f"s3_t{q}", reset_less=True) for q in range(Q)]
+        with m.If(adv):
+            m.d.sync += [t.eq(t_rd.data.word_select(q, SB).as_signed())
+                         for q, t in enumerate(thr2)]
+            m.d.sync += [t3.eq(t2) for t2, t3 in zip(thr2, thr3)]
+
+        # s3: accumulate over the input words, threshold.
+        acc = [Signal(signed(SB), name=f"acc{q}") for q in range(Q)]
         total = [Signal(signed(SB), name=f"total{q}") for q in range(Q)]
         for q in range(Q):
-            m.d.comb += total[q].eq(Mux(c_j == 0, 0, acc[q]) + partial[q])
-        m.d.comb += emit.eq(c_j == NW - 1)
+            m.d.comb += total[q].eq(Mux(s3["j"] == 0, 0, acc[q]) + partial[q])
+        c_g = s3["g"]
         chan_valid = [_times(c_g, Q) + q < self.c_out for q in range(Q)]
-        y = Cat(*[(total[q] >= thresholds[q]) & chan_valid[q] for q in range(Q)])
+        y = Cat(*[(total[q] >= thr3[q]) & chan_valid[q] for q in range(Q)])
+        c_cons = s3["valid"]
+        pooled = Signal(Q)
 
         # Output pixel (r-1, c-1) and, with pooling, its place in the 2x2 window.
         orow, ocol = r - 1, c - 1
@@ -362,11 +381,34 @@ class BCNNConv(wiring.Component):
                             Mux(chan_valid[q], total[q], 0))
         return m
 
-    def _separable(self, m, tap_val, tap_ok, weights):
+    def _full(self, m, tap_val, tap_ok, weights, adv):
+        """XNOR-popcount partial sums: s1 -> s2 registers each tap's agreement count per output
+        channel (and the count of taps that count at all), s2 -> s3 the partial sum
+        ``2 * agreements - counted`` over the 9 taps."""
+        word, Q, E, SB = self.word, self.out_par, self.taps, self.sum_bits
+        taps = [(kr, kc) for kr in range(3) for kc in range(3)]
+        counted = Signal(range(9 * word + 1), name="s2_counted", reset_less=True)
+        pops = [[Signal(range(word + 1), name=f"s2_pop{q}_{kr}{kc}", reset_less=True)
+                 for kr, kc in taps] for q in range(Q)]
+        partial = [Signal(signed(SB), name=f"s3_partial{q}", reset_less=True) for q in range(Q)]
+        # Comb nodes outside the enable: an assignment inside m.If would gate them with it.
+        ok_count = _tree_sum([_popcount(m, f"ok{kr}{kc}", tap_ok[kr, kc]) for kr, kc in taps])
+        agree = [[_popcount(m, f"agree{q}_{kr}{kc}",
+                            ~(tap_val[kr, kc] ^ weights.word_select(q * E + kr * 3 + kc, word))
+                            & tap_ok[kr, kc]) for kr, kc in taps] for q in range(Q)]
+        with m.If(adv):
+            m.d.sync += counted.eq(ok_count)
+            for q in range(Q):
+                m.d.sync += [pop.eq(a) for pop, a in zip(pops[q], agree[q])]
+                m.d.sync += partial[q].eq((_tree_sum(pops[q]) << 1).as_signed() - counted)
+        return partial
+
+    def _separable(self, m, tap_val, tap_ok, weights, adv):
         """Partial sums of the separable kernels ``outer(u, v)``: vertical 3x1 sums shared by
         all outputs (four sign patterns per column and channel), then per output the pattern
-        its ``u`` selects and the horizontal 1x3 sum with ``v``."""
-        word, Q, E = self.word, self.out_par, self.taps
+        its ``u`` selects and the horizontal 1x3 sum with ``v``, registered per channel
+        (s1 -> s2); the sum over the word's channels is registered at s3."""
+        word, Q, E, SB = self.word, self.out_par, self.taps, self.sum_bits
 
         def val(kr, kc, b):          # -1, 0 or +1 as a signed 2-bit value
             return Mux(tap_ok[kr, kc][b], Mux(tap_val[kr, kc][b], 1, -1), 0)
@@ -398,11 +440,13 @@ class BCNNConv(wiring.Component):
                     # v[kc] * u0 * t: negate when exactly one of them is -1 (bit 0).
                     neg = u[0][b] ^ v[kc][b]
                     y = y + Mux(neg, -t, t)
-                term = Signal(signed(5), name=f"hsum_q{q}_b{b}")
-                m.d.comb += term.eq(y)
+                term = Signal(signed(5), name=f"s2_hsum_q{q}_b{b}", reset_less=True)
+                with m.If(adv):
+                    m.d.sync += term.eq(y)
                 terms.append(term)
-            s = Signal(signed(self.sum_bits), name=f"sep_partial{q}")
-            m.d.comb += s.eq(_tree_sum(terms))
+            s = Signal(signed(SB), name=f"s3_partial{q}", reset_less=True)
+            with m.If(adv):
+                m.d.sync += s.eq(_tree_sum(terms))
             partial.append(s)
         return partial
 

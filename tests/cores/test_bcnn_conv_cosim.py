@@ -85,6 +85,26 @@ def test_cifar_layer_verilator(work_dir):
         assert r.cycles >= 3 * details["cycles_per_image"]
 
 
+@pytest.mark.parametrize("params", [
+    [*SMALL, "kernel=full"],
+    ["width=4", "height=3", "c_in=16", "c_out=8", "word=16", "out_par=2", "kernel=separable",
+     "pool=true"],
+], ids=["full", "separable-pool"])
+def test_cycles_per_image_is_exact(params, work_dir):
+    """With no idle input and no backpressure, each extra image costs exactly the manifest's
+    ``cycles_per_image`` (the schedule the bench and the README quote)."""
+    core = get_core("bcnn-conv")
+    p = parse_assignments(core.params, params)
+    stim = core.stimulus(p, np.random.default_rng(1), 3)
+    cycles = []
+    for n in (1, 2):
+        r = verify(core, p, sim="verilator", vectors={**stim, "x": stim["x"][:n]},
+                   work_dir=work_dir, idle_prob=0.0, stall_prob=0.0)
+        assert r.passed
+        cycles.append(r.cycles)
+    assert cycles[1] - cycles[0] == emit(core, p).manifest["details"]["cycles_per_image"]
+
+
 def _one_image(p, rng):
     stim = get_core("bcnn-conv").stimulus(p, rng, 1)
     return {**stim, "x": stim["x"][0]}
