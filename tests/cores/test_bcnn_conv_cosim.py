@@ -77,12 +77,15 @@ def test_heavy_backpressure_and_idle_input(work_dir):
 
 
 def test_cifar_layer_verilator(work_dir):
-    """The CIFAR-10-shaped layer, three images, both kernel kinds."""
-    for kernel in ("separable", "full"):
-        r, p = run([*CIFAR, "out_par=8", f"kernel={kernel}", "pad=1"], "verilator", work_dir)
+    """The CIFAR-10-shaped layer, one image, both kernel kinds."""
+    core = get_core("bcnn-conv")
+    for kernel, seed in (("separable", 21), ("full", 22)):
+        params = [*CIFAR, "out_par=8", f"kernel={kernel}", "pad=1"]
+        p = parse_assignments(core.params, params)
+        r, _ = run(params, "verilator", work_dir,
+                   vectors=_one_image(p, np.random.default_rng(seed)))
         # Stall-free schedule: the measured cycles can only exceed it (idle input, backpressure).
-        details = emit(get_core("bcnn-conv"), p).manifest["details"]
-        assert r.cycles >= 3 * details["cycles_per_image"]
+        assert r.cycles >= emit(core, p).manifest["details"]["cycles_per_image"]
 
 
 @pytest.mark.parametrize("params", [
