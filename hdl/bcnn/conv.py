@@ -55,8 +55,9 @@ class BCNNConv(wiring.Component):
 
     Schedule: per pixel position (with one padding row and column at the far edges) the
     ``ceil(c_in/word)`` input words are read into a 3x3 window (one word per cycle), then every
-    (output group, input word) pair takes one cycle through a three-stage pipeline (window
-    select, per-tap / per-channel terms, partial sum; then accumulate and threshold);
+    (output group, input word) pair takes one cycle through a four-stage pipeline (window
+    select, weights registered, per-tap / per-channel terms, partial sum; then accumulate and
+    threshold);
     :attr:`cycles_per_image` gives the total without stalls.
     """
 
@@ -110,17 +111,17 @@ class BCNNConv(wiring.Component):
         """Cycles per image with a never-idle source and an always-ready sink: every position of
         the ``(height+1) x (width+1)`` grid takes ``words + 2`` (one issue cycle, one per input
         word, one hand-off), and each of the ``height x width`` output positions
-        ``groups x words + 4`` more (one step per cycle and the three-stage drain)."""
+        ``groups x words + 5`` more (one step per cycle and the four-stage drain)."""
         positions = (self.height + 1) * (self.width + 1)
         outputs = self.height * self.width
-        return positions * (self.words + 2) + outputs * (self.groups * self.words + 4)
+        return positions * (self.words + 2) + outputs * (self.groups * self.words + 5)
 
     @property
     def latency(self):
         """Cycles from taking the input word that completes a window to that window's first
         output beat (no stalls): the load hand-off, the compute start, one issue cycle per input
-        word, the three pipeline stages and the output register."""
-        return self.words + 5
+        word, the four pipeline stages and the output register."""
+        return self.words + 6
 
     @property
     def throughput(self):
@@ -257,9 +258,10 @@ class BCNNConv(wiring.Component):
 
         # The steps run through a stall-enabled pipeline (every register below moves on `adv`):
         #   issue  - memory addresses; the window words of the step's input word selected
-        #   s1     - memory data; per-tap popcounts (full) or per-channel 3x3 sums (separable)
-        #   s2     - the step's partial sums over the word
-        #   s3     - accumulate over the input words, threshold, pool, output register
+        #   s1     - memory data out; s2 - the weights registered beside the taps
+        #   s2 -> s3  per-tap popcounts (full) or per-channel 3x3 sums (separable)
+        #   s3 -> s4  the step's partial sums over the word
+        #   s4     - accumulate over the input words, threshold, pool, output register
         # Only the output register can stall it (o.ready low when a result is due).
         c_issue = Signal(range(G * NW + 1))      # next (group, word) step to address
         issue_g = Signal(range(G + 1), name="issue_g")
@@ -269,11 +271,11 @@ class BCNNConv(wiring.Component):
         def ctl(n):
             return {"valid": Signal(name=f"s{n}_valid"), "g": Signal(range(G), name=f"s{n}_g"),
                     "j": Signal(range(NW), name=f"s{n}_j")}
-        s1, s2, s3 = ctl(1), ctl(2), ctl(3)
+        s1, s2, s3, s4 = ctl(1), ctl(2), ctl(3), ctl(4)
         out_free = ~self.o.valid | self.o.ready
         needs_slot = Signal()
-        emit = s3["j"] == NW - 1                 # the step ends its group's sum
-        stall = s3["valid"] & emit & needs_slot & ~out_free
+        emit = s4["j"] == NW - 1                 # the step ends its group's sum
+        stall = s4["valid"] & emit & needs_slot & ~out_free
         adv = Signal()
         m.d.comb += adv.eq(~stall)
         m.d.comb += [
@@ -284,7 +286,7 @@ class BCNNConv(wiring.Component):
         ]
         with m.If(adv):
             m.d.sync += [s1["valid"].eq(more), s1["g"].eq(issue_g), s1["j"].eq(issue_j)]
-            for dst, src in ((s2, s1), (s3, s2)):
+            for dst, src in ((s2, s1), (s3, s2), (s4, s3)):
                 m.d.sync += [dst[k].eq(src[k]) for k in dst]
             with m.If(more):
                 m.d.sync += c_issue.eq(c_issue + 1)
@@ -292,7 +294,7 @@ class BCNNConv(wiring.Component):
                     m.d.sync += [issue_j.eq(0), issue_g.eq(issue_g + 1)]
                 with m.Else():
                     m.d.sync += issue_j.eq(issue_j + 1)
-            with m.Elif(computing & ~s1["valid"] & ~s2["valid"] & ~s3["valid"]):
+            with m.Elif(computing & ~s1["valid"] & ~s2["valid"] & ~s3["valid"] & ~s4["valid"]):
                 # Every step issued and through the pipeline: next position.
                 m.d.sync += [computing.eq(0), c_issue.eq(0), issue_g.eq(0), issue_j.eq(0)]
                 _next_position(m, r, c, H, W, loading)
@@ -321,27 +323,38 @@ class BCNNConv(wiring.Component):
                 tap_val[kr, kc], tap_ok[kr, kc] = val, ok
 
         # s1 -> s2 -> s3: the partial sums of the out_par channels of group g over word j.
-        weights = w_rd.data
+        # s2: the weight memory's output registered (synthesis can fold it into the block RAM's
+        # output register: its clock-to-out is otherwise most of a cycle) and the taps beside it.
+        weights = Signal(len(w_rd.data), name="s2_weights", reset_less=True)
+        taps2_val = {t: Signal(word, name=f"s2_tap{t[0]}{t[1]}", reset_less=True) for t in tap_val}
+        taps2_ok = {t: Signal(word, name=f"s2_tap{t[0]}{t[1]}_ok", reset_less=True) for t in tap_ok}
+        with m.If(adv):
+            m.d.sync += weights.eq(w_rd.data)
+            m.d.sync += [taps2_val[t].eq(tap_val[t]) for t in tap_val]
+            m.d.sync += [taps2_ok[t].eq(tap_ok[t]) for t in tap_ok]
+        tap_val, tap_ok = taps2_val, taps2_ok
         if self.kernel == "full":
             partial = self._full(m, tap_val, tap_ok, weights, adv)
         else:
             partial = self._separable(m, tap_val, tap_ok, weights, adv)
         thr2 = [Signal(signed(SB), name=f"s2_t{q}", reset_less=True) for q in range(Q)]
         thr3 = [Signal(signed(SB), name=f"s3_t{q}", reset_less=True) for q in range(Q)]
+        thr4 = [Signal(signed(SB), name=f"s4_t{q}", reset_less=True) for q in range(Q)]
         with m.If(adv):
             m.d.sync += [t.eq(t_rd.data.word_select(q, SB).as_signed())
                          for q, t in enumerate(thr2)]
             m.d.sync += [t3.eq(t2) for t2, t3 in zip(thr2, thr3)]
+            m.d.sync += [t4.eq(t3) for t3, t4 in zip(thr3, thr4)]
 
         # s3: accumulate over the input words, threshold.
         acc = [Signal(signed(SB), name=f"acc{q}") for q in range(Q)]
         total = [Signal(signed(SB), name=f"total{q}") for q in range(Q)]
         for q in range(Q):
-            m.d.comb += total[q].eq(Mux(s3["j"] == 0, 0, acc[q]) + partial[q])
-        c_g = s3["g"]
+            m.d.comb += total[q].eq(Mux(s4["j"] == 0, 0, acc[q]) + partial[q])
+        c_g = s4["g"]
         chan_valid = [_times(c_g, Q) + q < self.c_out for q in range(Q)]
-        y = Cat(*[(total[q] >= thr3[q]) & chan_valid[q] for q in range(Q)])
-        c_cons = s3["valid"]
+        y = Cat(*[(total[q] >= thr4[q]) & chan_valid[q] for q in range(Q)])
+        c_cons = s4["valid"]
         pooled = Signal(Q)
 
         # Output pixel (r-1, c-1) and, with pooling, its place in the 2x2 window.
@@ -382,15 +395,15 @@ class BCNNConv(wiring.Component):
         return m
 
     def _full(self, m, tap_val, tap_ok, weights, adv):
-        """XNOR-popcount partial sums: s1 -> s2 registers each tap's agreement count per output
-        channel (and the count of taps that count at all), s2 -> s3 the partial sum
+        """XNOR-popcount partial sums: s2 -> s3 registers each tap's agreement count per output
+        channel (and the count of taps that count at all), s3 -> s4 the partial sum
         ``2 * agreements - counted`` over the 9 taps."""
         word, Q, E, SB = self.word, self.out_par, self.taps, self.sum_bits
         taps = [(kr, kc) for kr in range(3) for kc in range(3)]
-        counted = Signal(range(9 * word + 1), name="s2_counted", reset_less=True)
-        pops = [[Signal(range(word + 1), name=f"s2_pop{q}_{kr}{kc}", reset_less=True)
+        counted = Signal(range(9 * word + 1), name="s3_counted", reset_less=True)
+        pops = [[Signal(range(word + 1), name=f"s3_pop{q}_{kr}{kc}", reset_less=True)
                  for kr, kc in taps] for q in range(Q)]
-        partial = [Signal(signed(SB), name=f"s3_partial{q}", reset_less=True) for q in range(Q)]
+        partial = [Signal(signed(SB), name=f"s4_partial{q}", reset_less=True) for q in range(Q)]
         # Comb nodes outside the enable: an assignment inside m.If would gate them with it.
         ok_count = _tree_sum([_popcount(m, f"ok{kr}{kc}", tap_ok[kr, kc]) for kr, kc in taps])
         agree = [[_popcount(m, f"agree{q}_{kr}{kc}",
@@ -407,7 +420,7 @@ class BCNNConv(wiring.Component):
         """Partial sums of the separable kernels ``outer(u, v)``: vertical 3x1 sums shared by
         all outputs (four sign patterns per column and channel), then per output the pattern
         its ``u`` selects and the horizontal 1x3 sum with ``v``, registered per channel
-        (s1 -> s2); the sum over the word's channels is registered at s3."""
+        (s2 -> s3); the sum over the word's channels is registered at s4."""
         word, Q, E, SB = self.word, self.out_par, self.taps, self.sum_bits
 
         def val(kr, kc, b):          # -1, 0 or +1 as a signed 2-bit value
@@ -440,11 +453,11 @@ class BCNNConv(wiring.Component):
                     # v[kc] * u0 * t: negate when exactly one of them is -1 (bit 0).
                     neg = u[0][b] ^ v[kc][b]
                     y = y + Mux(neg, -t, t)
-                term = Signal(signed(5), name=f"s2_hsum_q{q}_b{b}", reset_less=True)
+                term = Signal(signed(5), name=f"s3_hsum_q{q}_b{b}", reset_less=True)
                 with m.If(adv):
                     m.d.sync += term.eq(y)
                 terms.append(term)
-            s = Signal(signed(SB), name=f"s3_partial{q}", reset_less=True)
+            s = Signal(signed(SB), name=f"s4_partial{q}", reset_less=True)
             with m.If(adv):
                 m.d.sync += s.eq(_tree_sum(terms))
             partial.append(s)
