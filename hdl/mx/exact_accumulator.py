@@ -16,6 +16,8 @@ __all__ = ["ExactAccumulator"]
 SCALE_SUM_MAX = 508
 #: Guard bits at least reserved above the largest block term for the group-length capacity.
 MIN_GUARD = 16
+#: The entry shift's fine step (the coarse step shifts by multiples of it).
+FINE_SHIFT = 8
 #: Copies of each piece's "mixed" flag in the candidate chain: each drives a part of the mux.
 FLAG_COPIES = 2
 #: Candidate-chain references to a window piece (see ``ExactAccumulator._chain_stage``).
@@ -78,9 +80,10 @@ class ExactAccumulator(BlockAccumulator):
     @property
     def latency(self):
         """Cycles from a group's last block at the inputs to ``o_valid``."""
-        # entry register, one stage per piece, the candidate chain's three registers behind the
-        # top piece's adder, the candidate pick, the negation, the rounder and the output register.
-        return 1 + self.chunks + 3 + 1 + 1 + self.rounder.latency + 1
+        # two entry registers (coarse, fine shift), one stage per piece, the candidate chain's
+        # three registers behind the top piece's adder, the candidate pick, the negation, the
+        # rounder and the output register.
+        return 2 + self.chunks + 3 + 1 + 1 + self.rounder.latency + 1
 
     def _chain_stage(self, m, k, total, state):
         """Candidate-chain stage ``k``: registers piece ``k`` (``total``, this cycle's adder
@@ -188,14 +191,30 @@ class ExactAccumulator(BlockAccumulator):
                 "neg": Signal(name=f"s{k}_neg", reset_less=True),
             }
 
-        s0 = stage_fields(0)
-        shifted = (self.sum.as_signed() << self.scale_sum[:shift_bits]).as_signed()
+        # The shift within the first piece takes two registered steps, coarse (multiples of
+        # FINE_SHIFT) then fine: as one barrel shifter it was the critical path at block 32.
+        fine_bits = FINE_SHIFT.bit_length() - 1
+        pre = {"valid": Signal(name="pre_valid"), "last": Signal(name="pre_last"),
+               "bad": Signal(name="pre_bad"),
+               "q": Signal(range(SCALE_SUM_MAX // C + 1), name="pre_q", reset_less=True),
+               "coarse": Signal(signed(self.sum_width + C - FINE_SHIFT), name="pre_coarse",
+                                reset_less=True),
+               "fine": Signal(fine_bits, name="pre_fine", reset_less=True),
+               "neg": Signal(name="pre_neg", reset_less=True)}
+        coarse_amount = self.scale_sum[fine_bits:shift_bits]
         m.d.sync += [
-            s0["valid"].eq(self.valid), s0["last"].eq(self.last),
-            s0["bad"].eq(bad_now),
-            s0["q"].eq(self.scale_sum[shift_bits:]),
-            s0["window"].eq(shifted),          # sign-extends to J pieces
-            s0["neg"].eq(self.sum < 0),
+            pre["valid"].eq(self.valid), pre["last"].eq(self.last), pre["bad"].eq(bad_now),
+            pre["q"].eq(self.scale_sum[shift_bits:]),
+            pre["coarse"].eq(self.sum.as_signed() << Cat(Const(0, fine_bits), coarse_amount)),
+            pre["fine"].eq(self.scale_sum[:fine_bits]),
+            pre["neg"].eq(self.sum < 0),
+        ]
+        s0 = stage_fields(0)
+        m.d.sync += [
+            s0["valid"].eq(pre["valid"]), s0["last"].eq(pre["last"]), s0["bad"].eq(pre["bad"]),
+            s0["q"].eq(pre["q"]),
+            s0["window"].eq((pre["coarse"] << pre["fine"]).as_signed()),   # sign-extends
+            s0["neg"].eq(pre["neg"]),
         ]
 
         # Delay line: stage k holds the block piece k works on next cycle.
