@@ -6,12 +6,14 @@ Numerics are ``sim.golden.bcnn.layer``: PyTorch cross-correlation, OIHW weights,
 sizes). A bit is 1 for +1 and 0 for -1.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
+import operator
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.common import is_int
+from hdl.common import check_choice, check_range, is_int, reduce_tree, wire
 
 __all__ = ["BCNNConv", "KINDS", "PIXEL", "WEIGHT", "THRESHOLD", "conv_sum_bits"]
 
@@ -27,11 +29,6 @@ def conv_sum_bits(c_in):
     """Signed width of every conv sum (``|s| <= 9*c_in``) and folded threshold (``<= 9*c_in + 1``);
     equal to ``sim.golden.bcnn.sum_bits``."""
     return (9 * c_in + 1).bit_length() + 1
-
-
-def _check(name, value, ok, allowed):
-    if not ok:
-        raise ValueError(f"{name} must be {allowed}, not {value!r}")
 
 
 class BCNNConv(wiring.Component):
@@ -63,15 +60,14 @@ class BCNNConv(wiring.Component):
 
     def __init__(self, *, width, height, c_in, c_out, word, out_par, pad=0, pool=False,
                  kernel="full", thresholds=True):
-        for name, value in (("width", width), ("height", height)):
-            _check(name, value, is_int(value) and 1 <= value <= 4096, "an integer in 1..4096")
-        _check("c_in", c_in, is_int(c_in) and 1 <= c_in <= 4096, "an integer in 1..4096")
-        _check("c_out", c_out, is_int(c_out) and 1 <= c_out <= 4096, "an integer in 1..4096")
-        _check("word", word, is_int(word) and 1 <= word <= 512, "an integer in 1..512")
-        _check("out_par", out_par, is_int(out_par) and 1 <= out_par <= c_out,
-               f"an integer in 1..c_out ({c_out})")
-        _check("pad", pad, pad in (0, 1) and not isinstance(pad, bool), "0 or 1")
-        _check("kernel", kernel, kernel in TAPS, "'full' or 'separable'")
+        for name, value in (("width", width), ("height", height), ("c_in", c_in),
+                            ("c_out", c_out)):
+            check_range(name, value, 1, 4096)
+        check_range("word", word, 1, 512)
+        check_range("out_par", out_par, 1, c_out)
+        if not (is_int(pad) and pad in (0, 1)):
+            raise ValueError(f"pad must be 0 or 1, not {pad!r}")
+        check_choice("kernel", kernel, tuple(TAPS))
         if pool and (width < 2 or height < 2):
             raise ValueError(f"pool needs width and height >= 2, not {width}x{height}")
         if pool and not thresholds:
@@ -305,11 +301,11 @@ class BCNNConv(wiring.Component):
         last_mask = Const(sum(1 << b for b in range(word) if (NW - 1) * word + b < self.c_in),
                           word)
         ones = Const((1 << word) - 1, word)
-        chan_ok = _wire(m, "chan_ok", Mux(issue_j == NW - 1, last_mask, ones))
+        chan_ok = wire(m, "chan_ok", Mux(issue_j == NW - 1, last_mask, ones))
         tap_ok, tap_val = {}, {}
         for kr in range(3):
             for kc in range(3):
-                x = _wire(m, f"tap{kr}{kc}_x", Array(win[kc][kr])[issue_j[:max(1, (NW - 1)
+                x = wire(m, f"tap{kr}{kc}_x", Array(win[kc][kr])[issue_j[:max(1, (NW - 1)
                                                                                .bit_length())]])
                 inside = row_ok[kr] & col_ok[kc]
                 val = Signal(word, name=f"s1_tap{kr}{kc}", reset_less=True)
@@ -449,7 +445,7 @@ class BCNNConv(wiring.Component):
                 pat = Cat(u[1][b] ^ u[0][b], u[2][b] ^ u[0][b])
                 y = 0
                 for kc in range(3):
-                    t = _wire(m, f"vsel_q{q}_c{kc}_b{b}", shared[kc][b][pat])
+                    t = wire(m, f"vsel_q{q}_c{kc}_b{b}", shared[kc][b][pat])
                     # v[kc] * u0 * t: negate when exactly one of them is -1 (bit 0).
                     neg = u[0][b] ^ v[kc][b]
                     y = y + Mux(neg, -t, t)
@@ -490,25 +486,12 @@ def _times(value, k):
     return _tree_sum(terms)
 
 
-def _wire(m, name, value):
-    """``value`` as a named comb signal (one node, however often it is used)."""
-    sig = Signal(Value.cast(value).shape(), name=name)
-    m.d.comb += sig.eq(value)
-    return sig
-
-
 def _popcount(m, name, value):
-    bits = _wire(m, f"{name}_bits", value)
+    bits = wire(m, f"{name}_bits", value)
     s = Signal(range(len(value) + 1), name=f"{name}_pop")
     m.d.comb += s.eq(_tree_sum([bits[k] for k in range(len(bits))]))
     return s
 
 
 def _tree_sum(terms):
-    terms = list(terms)
-    if not terms:
-        return Const(0)
-    while len(terms) > 1:
-        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
-                 for k in range(0, len(terms), 2)]
-    return terms[0]
+    return reduce_tree(operator.add, terms)

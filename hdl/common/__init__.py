@@ -2,9 +2,17 @@
 
 from .fp32 import FP32Add, RoundToFP32
 from .leading_zeros import LeadingZeroCount, count_leading_zeros
-from .params import check_choice, check_lanes, check_mx_format, check_power_of_two, is_int
+from .params import (
+    check_choice,
+    check_lanes,
+    check_mx_format,
+    check_power_of_two,
+    check_range,
+    is_int,
+)
 from .pipeline import block_throughput, pipeline_stage
 from .tree import max_tree, reduce_tree
+from .wire import wire
 
 __all__ = [
     "LeadingZeroCount",
@@ -13,11 +21,13 @@ __all__ = [
     "check_lanes",
     "check_mx_format",
     "check_power_of_two",
+    "check_range",
     "count_leading_zeros",
     "is_int",
     "max_tree",
     "pipeline_stage",
     "reduce_tree",
+    "wire",
     "FP32Add",
     "RoundToFP32",
 ]

@@ -4,7 +4,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import is_int
+from .params import check_range
+from .wire import wire
 
 __all__ = ["FP32Add", "RoundToFP32"]
 
@@ -24,7 +25,7 @@ def _leading_zeros(m, name, value):
     """
     width = len(value)
     levels = width.bit_length()                    # 2**levels > width
-    padded = _wire(m, f"{name}_in", Cat(Const(-1, (1 << levels) - width), value))
+    padded = wire(m, f"{name}_in", Cat(Const(-1, (1 << levels) - width), value))
 
     def tree(v):                                   # -> (count of len(v).bit_length()-1 bits, any)
         if len(v) == 2:
@@ -34,20 +35,7 @@ def _leading_zeros(m, name, value):
         count_hi, any_hi = tree(v[half:])
         return Cat(Mux(any_hi, count_hi, count_lo), ~any_hi), v.any()
 
-    return _wire(m, name, tree(padded)[0])
-
-
-def _wire(m, name, value):
-    """``value`` as a named comb signal: one shared node for the simulator and the netlist."""
-    sig = Signal(Value.cast(value).shape(), name=name)
-    m.d.comb += sig.eq(value)
-    return sig
-
-
-def _check_range(name, value, lo, hi):
-    if not (is_int(value) and lo <= value <= hi):
-        raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
-    return value
+    return wire(m, name, tree(padded)[0])
 
 
 _CHUNK = 8          # RoundToFP32: leading-zero counts per 8-bit chunk, window = 4 chunks
@@ -134,9 +122,9 @@ class RoundToFP32(wiring.Component):
     """
 
     def __init__(self, mag_width, exp_width, *, stages=0):
-        self.mag_width = _check_range("mag_width", mag_width, 1, 256)
-        self.exp_width = _check_range("exp_width", exp_width, 2, 32)
-        self.stages = _check_range("stages", stages, 0, _MAX_STAGES)
+        self.mag_width = check_range("mag_width", mag_width, 1, 256)
+        self.exp_width = check_range("exp_width", exp_width, 2, 32)
+        self.stages = check_range("stages", stages, 0, _MAX_STAGES)
         super().__init__({
             "sign": In(1),
             "mag": In(mag_width),
@@ -188,8 +176,8 @@ class RoundToFP32(wiring.Component):
         for k in range(n):
             bits = chunk(data, k)
             any_m.append(bits.any())
-            prefix = _wire(m, f"pre{k}", Cat(bits[C - 1 - t:].any() for t in range(C)))
-            lead = _wire(m, f"lead{k}", Cat(bits[C - 1 - t] & ~prefix[t - 1] if t else bits[C - 1]
+            prefix = wire(m, f"pre{k}", Cat(bits[C - 1 - t:].any() for t in range(C)))
+            lead = wire(m, f"lead{k}", Cat(bits[C - 1 - t] & ~prefix[t - 1] if t else bits[C - 1]
                                              for t in range(C)))    # one-hot first one
             lz_m.append(Cat((lead & Cat((t >> i) & 1 for t in range(C))).any()
                             for i in range(3)))
@@ -231,11 +219,11 @@ class RoundToFP32(wiring.Component):
 
         # --- 4: the window, its guard and the round-up bit; dm = cp - L - 1 = exp + lm is the
         # exponent field less the hidden bit, minus one (>= -1: the sentinel caps L at cp).
-        window = _wire(m, "window", (s3["slab"] << s3["r"])[C - 1:4 * C])  # guard at bit 0
+        window = wire(m, "window", (s3["slab"] << s3["r"])[C - 1:4 * C])  # guard at bit 0
         sig = window[1:]
         # Any slab bit below the window: the 7 - r lowest, from prefix ORs of the slab's low
         # bits picked by r, in parallel with the window's muxes.
-        low = _wire(m, "low", Cat(Const(0, 1), *(s3["slab"][:t + 1].any() for t in range(C - 1))))
+        low = wire(m, "low", Cat(Const(0, 1), *(s3["slab"][:t + 1].any() for t in range(C - 1))))
         round_up = window[0] & (s3["rest"] | low.bit_select(~s3["r"], 1) | sig[0])
         s4 = stage(3, sig=sig, up=round_up, dm=(s3["exp"] + s3["lm"])[:8],
                    huge=~(s3["exp_h"] + s3["lm"])[-1],  # dm >= 253, a parallel carry chain
@@ -286,18 +274,18 @@ class FP32Add(wiring.Component):
         inf_in = a_max | b_max                          # (when not NaN)
 
         # Operand order by magnitude: for IEEE patterns the 31-bit integers order like the values.
-        swap = _wire(m, "swap", a[:31] < b[:31])
+        swap = wire(m, "swap", a[:31] < b[:31])
         # Significands with the hidden bit; subnormals use exponent 1. Exponent differences are
         # formed for both orders, in parallel with the compare, and saturated to 31 (which
         # shifts all 27 bits out) from their high bits rather than by a comparator.
         sig_a, sig_b = Cat(a[:23], ea.any()), Cat(b[:23], eb.any())
         ex_a, ex_b = Mux(ea.any(), ea, 1), Mux(eb.any(), eb, 1)
-        d_ab, d_ba = _wire(m, "d_ab", ex_a - ex_b), _wire(m, "d_ba", ex_b - ex_a)
-        diff = _wire(m, "diff", Mux(swap, Mux(d_ba[5:].any(), 31, d_ba[:5]),
+        d_ab, d_ba = wire(m, "d_ab", ex_a - ex_b), wire(m, "d_ba", ex_b - ex_a)
+        diff = wire(m, "diff", Mux(swap, Mux(d_ba[5:].any(), 31, d_ba[:5]),
                                           Mux(d_ab[5:].any(), 31, d_ab[:5])))
-        sig_x = _wire(m, "sig_x", Mux(swap, sig_b, sig_a))
-        sig_y = _wire(m, "sig_y", Mux(swap, sig_a, sig_b))
-        ex_x = _wire(m, "ex_x", Mux(swap, ex_b, ex_a))
+        sig_x = wire(m, "sig_x", Mux(swap, sig_b, sig_a))
+        sig_y = wire(m, "sig_y", Mux(swap, sig_a, sig_b))
+        ex_x = wire(m, "ex_x", Mux(swap, ex_b, ex_a))
         sign_x = Mux(swap, b[31], a[31])
 
         # Three bits below the significand; y's bits shifted past the bottom are ORed into its
@@ -307,18 +295,18 @@ class FP32Add(wiring.Component):
         y_shifted = y_ext >> diff
         y_sticky = (y_ext & ~(Const(-1, 27) << diff)[:27]).any()
         y_jam = Cat(y_shifted[0] | y_sticky, y_shifted[1:27])
-        total = _wire(m, "total", Mux(a[31] ^ b[31], x_ext - y_jam, x_ext + y_jam)[:28])
+        total = wire(m, "total", Mux(a[31] ^ b[31], x_ext - y_jam, x_ext + y_jam)[:28])
 
         # total * 2**(ex_x - 153) is the sum (the jammed LSB rounds the same as the exact y).
         # Normalise so the leading one reaches bit 27, but by at most ex_x places (subnormal):
         # a sentinel one at bit 27 - ex_x caps the count without a comparator.
         sentinel = (Const(1 << 27, 28) >> ex_x)[:28]
         shift = _leading_zeros(m, "shift", total | sentinel)
-        norm = _wire(m, "norm", (total << shift)[:28])
+        norm = wire(m, "norm", (total << shift)[:28])
         sig, guard, sticky = norm[4:], norm[3], norm[:3].any()
         # Fields concatenate: a normal result's hidden bit adds one to ex_x - shift, the RNE
         # increment may carry into the exponent and on into Inf.
-        rounded = _wire(m, "rounded", Cat(sig[:23], (ex_x - shift)[:8], Const(0, 1))
+        rounded = wire(m, "rounded", Cat(sig[:23], (ex_x - shift)[:8], Const(0, 1))
                         + Cat(guard & (sticky | sig[0]), Const(0, 22), sig[23]))
         overflow = rounded[31] | rounded[23:31].all()
 

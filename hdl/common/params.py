@@ -6,7 +6,8 @@ allowed set, before any hardware is built.
 
 from hdl.formats import MX_FORMATS, MXFormat
 
-__all__ = ["check_choice", "check_lanes", "check_mx_format", "check_power_of_two", "is_int"]
+__all__ = ["check_choice", "check_lanes", "check_mx_format", "check_power_of_two", "check_range",
+           "is_int"]
 
 
 def is_int(value):
@@ -22,6 +23,13 @@ def check_choice(name, value, allowed):
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(
             f"{name} must be one of {', '.join(repr(a) for a in allowed)}; not {value!r}")
+    return value
+
+
+def check_range(name, value, lo, hi):
+    """Return ``value`` if it is an integer in ``lo..hi``."""
+    if not (is_int(value) and lo <= value <= hi):
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
     return value
 
 
