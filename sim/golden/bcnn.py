@@ -44,6 +44,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .checks import check_bool, check_int
+
 __all__ = [
     "KERNELS",
     "KERNEL_BITS",
@@ -106,19 +108,6 @@ def _check_pad(pad: object) -> int:
             or pad not in PADS:
         raise ValueError(f"pad must be 0 (zero padding) or 1 (+1 padding), not {pad!r}")
     return int(pad)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, not {value!r}")
-    return bool(value)
-
-
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an int in {lo}..{hi}, not {value!r}")
-    return int(value)
 
 
 def _check_pm1(name: str, a: object, shape_doc: str, ndim: int | None = None) -> np.ndarray:
@@ -213,7 +202,7 @@ def sum_bits(c_in: int) -> int:
     -------
     int
     """
-    c_in = _check_int("c_in", c_in, 1, _MAX_C_IN)
+    c_in = check_int("c_in", c_in, 1, _MAX_C_IN)
     return (_TAPS * c_in + 1).bit_length() + 1
 
 
@@ -234,10 +223,10 @@ def weight_bits(c_out: int, c_in: int, kernel: str, canonical: bool = True) -> i
     -------
     int
     """
-    c_out = _check_int("c_out", c_out, 1, 2**31)
-    c_in = _check_int("c_in", c_in, 1, _MAX_C_IN)
+    c_out = check_int("c_out", c_out, 1, 2**31)
+    c_in = check_int("c_in", c_in, 1, _MAX_C_IN)
     kernel = _check_choice("kernel", kernel, KERNELS)
-    canonical = _check_bool("canonical", canonical)
+    canonical = check_bool("canonical", canonical)
     if kernel == "full":
         per = KERNEL_BITS["full"]
     else:
@@ -438,7 +427,7 @@ def fold_batchnorm(gamma, beta, mean, var, eps: float = 1e-5, bias=None, *,
     BatchNormFold
         ``t`` (int32 [c_out]) and ``flip`` (bool [c_out]).
     """
-    c_in = _check_int("c_in", c_in, 1, _MAX_C_IN)
+    c_in = check_int("c_in", c_in, 1, _MAX_C_IN)
     gamma = _check_float("gamma", gamma, "(c_out,)", ())
     if gamma.ndim != 1 or gamma.size < 1:
         raise ValueError(f"gamma must have shape (c_out,) with c_out >= 1, not {gamma.shape}")
@@ -589,8 +578,8 @@ def layer(x, *, w=None, u=None, v=None, t=None, kernel: str = "full", pad: int =
     """
     kernel = _check_choice("kernel", kernel, KERNELS)
     pad = _check_pad(pad)
-    pool = _check_bool("pool", pool)
-    thresholds = _check_bool("thresholds", thresholds)
+    pool = check_bool("pool", pool)
+    thresholds = check_bool("thresholds", thresholds)
     given = {"w": w is not None, "u": u is not None, "v": v is not None}
     need = ("w",) if kernel == "full" else ("u", "v")
     for name, present in given.items():
@@ -628,7 +617,7 @@ def pack_channels(x, word: int = 64) -> np.ndarray:
     -------
     ndarray of uint64, shape (ceil(c / word), ...)
     """
-    word = _check_int("word", word, 1, _MAX_WORD)
+    word = check_int("word", word, 1, _MAX_WORD)
     x = _check_pm1("x", x, "(c, ...)")
     c, rest = x.shape[0], x.shape[1:]
     n = -(-c // word)
@@ -657,8 +646,8 @@ def unpack_channels(words, c: int, word: int = 64) -> np.ndarray:
     -------
     ndarray of int8, +-1, shape (c, ...)
     """
-    word = _check_int("word", word, 1, _MAX_WORD)
-    c = _check_int("c", c, 1, 2**31)
+    word = check_int("word", word, 1, _MAX_WORD)
+    c = check_int("c", c, 1, 2**31)
     p = np.asarray(words)
     if p.dtype.kind not in "iu":
         raise TypeError(f"words must be an integer array, not {p.dtype}")

@@ -55,6 +55,8 @@ import math
 
 import numpy as np
 
+from .checks import check_bool, check_int
+
 __all__ = [
     "BITS",
     "MAX_CASCADE",
@@ -98,21 +100,8 @@ _MAX_ROWS = 4096
 # --------------------------------------------------------------------------------------------
 # argument checks
 
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an int in {lo}..{hi}, not {value!r}")
-    return int(value)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, not {value!r}")
-    return bool(value)
-
-
 def _check_bits(bits: object) -> int:
-    return _check_int("bits", bits, *BITS)
+    return check_int("bits", bits, *BITS)
 
 
 def _first(bad: np.ndarray) -> tuple:
@@ -222,7 +211,7 @@ def shift(tag: int, bits: int) -> int:
     -------
     int
     """
-    tag = _check_int("tag", tag, 0, 3)
+    tag = check_int("tag", tag, 0, 3)
     bits = _check_bits(bits)
     return (bits, bits, 2 * bits, 0)[tag]
 
@@ -246,9 +235,9 @@ def acc_bits(rows: int, bits: int, weight_bits: int) -> int:
     -------
     int
     """
-    rows = _check_int("rows", rows, 1, _MAX_ROWS)
+    rows = check_int("rows", rows, 1, _MAX_ROWS)
     bits = _check_bits(bits)
-    weight_bits = _check_int("weight_bits", weight_bits, *WEIGHT_BITS)
+    weight_bits = check_int("weight_bits", weight_bits, *WEIGHT_BITS)
     return 3 * bits + weight_bits + (rows - 1).bit_length()
 
 
@@ -284,8 +273,8 @@ def encode(x, bits: int, cascade: int = 1, precision: bool = False
         ``NORMAL`` / ``SHIFTED`` / ``RANGE`` / ``PREC``.
     """
     bits = _check_bits(bits)
-    cascade = _check_int("cascade", cascade, 0, MAX_CASCADE)
-    precision = _check_bool("precision", precision)
+    cascade = check_int("cascade", cascade, 0, MAX_CASCADE)
+    precision = check_bool("precision", precision)
     x = _check_x(x, bits)
     m = (1 << bits) - 1
     vmax = (1 << 2 * bits) - 1
@@ -411,7 +400,7 @@ def column(values, tags, w, bits: int, weight_bits: int) -> np.ndarray:
         Accumulators in fine units, within ``acc_bits(R, bits, weight_bits)`` signed bits.
     """
     bits = _check_bits(bits)
-    weight_bits = _check_int("weight_bits", weight_bits, *WEIGHT_BITS)
+    weight_bits = check_int("weight_bits", weight_bits, *WEIGHT_BITS)
     v, t = _check_encoding(values, tags, bits)
     rows = v.shape[-1]
     w = _check_w(w, rows, weight_bits)
