@@ -13,8 +13,8 @@ from ..params import ParamError, Params, param
 from ..registry import Core, VectorError, register
 from .mx_blocking import require
 
-#: Taps per kernel in the weight stream (hdl.bcnn.conv.TAPS).
-TAPS = {"full": 9, "separable": 6}
+#: Input beat kinds, as hdl.bcnn.conv defines them (not imported: the registry loads without
+#: amaranth).
 PIXEL, WEIGHT, THRESHOLD = 0, 1, 2
 
 
