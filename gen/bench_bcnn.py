@@ -21,7 +21,7 @@ from sim.golden import bcnn as golden
 from .cores.bcnn_conv import PIXEL
 from .params import parse_assignments
 from .registry import get_core
-from .sweep import run_sweep
+from .sweep import run_sweep, synth_fields
 from .verify import verify
 
 #: The CIFAR-10-shaped layer of issue 5 (BinaryNet's second conv layer) and its parallelism.
@@ -75,17 +75,10 @@ def bench_synth(out: Path, seeds: int) -> list[dict]:
                            work_dir=Path("build/synth"), cache_dir=Path("build/synth_cache"),
                            workers=1, progress=False)
         for point in points:
-            rep = point.get("report") or {}
-            cells, fmax = rep.get("cells") or {}, rep.get("fmax_mhz") or {}
             kernel = next(a.split("=", 1)[1] for a in point["assignments"]
                           if a.startswith("kernel="))
             row = {"section": "synth", "target": target, "kernel": kernel,
-                   "assignments": point["assignments"], "status": point["status"],
-                   "error": point.get("error"), "lut4": cells.get("lut4"),
-                   "carry": cells.get("carry"), "ff": cells.get("ff"), "dsp": cells.get("dsp"),
-                   "bram": cells.get("bram"), "fmax_seeds_mhz": fmax.get("per_seed"),
-                   "fmax_median_mhz": fmax.get("median"),
-                   "critical_path": rep.get("critical_path")}
+                   **synth_fields(point)}
             rows.append(row)
             print(f"synth bcnn-conv {target:<10} {kernel:<9} {row['status']:<6} LUT4 "
                   f"{row['lut4']}  FF {row['ff']}  DSP {row['dsp']}  EBR {row['bram']}  "

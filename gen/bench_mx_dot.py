@@ -16,7 +16,7 @@ from hdl.formats import MX_FORMATS
 
 from .params import parse_assignments
 from .registry import get_core
-from .sweep import run_sweep
+from .sweep import run_sweep, synth_fields
 from .verify import verify
 
 #: MX-for-FPGA block-32 dot products through the same Yosys 0.70 + nextpnr 0.11 flow on ECP5
@@ -39,17 +39,8 @@ FREQ_MHZ = 200.0
 
 
 def _row(point: dict, a: str, b: str, core: str, target: str) -> dict:
-    rep = point.get("report") or {}
-    cells = rep.get("cells") or {}
-    fmax = rep.get("fmax_mhz") or {}
-    row = {"core": core, "target": target, "a_format": a, "b_format": b,
-           "status": point["status"], "error": point.get("error"),
-           "lut4": cells.get("lut4"), "carry": cells.get("carry"), "ff": cells.get("ff"),
-           "dsp": cells.get("dsp"), "bram": cells.get("bram"),
-           "fmax_seeds_mhz": fmax.get("per_seed"), "fmax_median_mhz": fmax.get("median"),
-           "harness": rep.get("harness"), "critical_path": rep.get("critical_path"),
-           "assignments": point.get("assignments")}
-    return row
+    return {"core": core, "target": target, "a_format": a, "b_format": b,
+            **synth_fields(point)}
 
 
 def _checks(row: dict) -> dict:

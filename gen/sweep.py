@@ -116,6 +116,19 @@ def run_point(job: PointJob) -> dict:
     return row
 
 
+def synth_fields(point: dict) -> dict:
+    """The synthesis numbers of one :func:`run_sweep` point, as the bench reports keep them."""
+    rep = point.get("report") or {}
+    cells = rep.get("cells") or {}
+    fmax = rep.get("fmax_mhz") or {}
+    return {"status": point["status"], "error": point.get("error"),
+            "lut4": cells.get("lut4"), "carry": cells.get("carry"), "ff": cells.get("ff"),
+            "dsp": cells.get("dsp"), "bram": cells.get("bram"),
+            "fmax_seeds_mhz": fmax.get("per_seed"), "fmax_median_mhz": fmax.get("median"),
+            "harness": rep.get("harness"), "critical_path": rep.get("critical_path"),
+            "assignments": point.get("assignments")}
+
+
 def _csv_row(row: dict) -> dict:
     rep = row.get("report") or {}
     cells = rep.get("cells") or {}
