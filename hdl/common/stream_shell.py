@@ -1,12 +1,12 @@
 """The stream edge of a free-running datapath: registered input, group tracking, credited FIFO."""
 
-from amaranth.hdl import Signal
-from amaranth.lib import fifo
+from amaranth.hdl import Mux, Signal, unsigned
+from amaranth.lib.memory import Memory
 
 __all__ = ["stream_shell"]
 
 
-def stream_shell(m, i, o, *, result_valid, result, depth):
+def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1):
     """Wrap a free-running datapath (no enables, no backpressure inside) in stream ports.
 
     Each accepted input beat is registered and offered to the datapath with ``valid``; ``first``
@@ -18,11 +18,17 @@ def stream_shell(m, i, o, *, result_valid, result, depth):
     is ever dropped and ``o.ready`` never has to reach into the datapath. ``depth`` must exceed
     the datapath latency for the input to run at full rate behind an always-ready consumer.
 
+    ``last`` overrides ``i.payload.last`` (e.g. ``1`` when every beat is its own group, or a
+    beat-kind compare when some beats, such as weight loads, produce no result and take no
+    credit); ``accept`` is ANDed into ``i.ready`` (e.g. to hold a beat until the datapath has
+    drained), and may depend on ``i.payload`` but never on ``o.ready``.
+
     Parameters
     ----------
     m : Module
     i, o : stream interfaces
-        ``i.payload`` must have a ``last`` field; ``o.payload`` is written from ``result``.
+        ``i.payload`` must have a ``last`` field unless ``last`` is given; ``o.payload`` is
+        written from ``result``.
     result_valid : Value
     result : Value
         As wide as ``o.payload``.
@@ -35,27 +41,49 @@ def stream_shell(m, i, o, *, result_valid, result, depth):
     payload : Signal
         The registered input payload (don't-care while ``valid`` is low).
     """
-    m.submodules.results = out = fifo.SyncFIFOBuffered(width=len(result), depth=depth)
+    # Result FIFO: ``depth`` entries of LUT RAM, read asynchronously at the read pointer, so
+    # ``o.payload`` needs no output register (and no load enable fanning out to every payload
+    # bit). The credits below guarantee a free entry for every result, so the write needs no
+    # fullness check either: the RAM's write enable is ``result_valid`` itself. (A stock
+    # SyncFIFOBuffered put a level compare on the write enable and a wide enable on its output
+    # register; both showed up as critical paths.)
+    m.submodules.results = mem = Memory(shape=unsigned(len(result)), depth=depth, init=[])
+    wr = mem.write_port()
+    rd = mem.read_port(domain="comb")
+    wptr = Signal(range(depth), name="results_wptr")
+    rptr = Signal(range(depth), name="results_rptr")
+    stored = Signal(range(depth + 1), name="results_stored")
+    nonempty = Signal(name="results_nonempty")         # == (stored != 0), as a register
+    pop = Signal(name="results_pop")
+    m.d.comb += [
+        wr.addr.eq(wptr), wr.data.eq(result), wr.en.eq(result_valid),
+        rd.addr.eq(rptr),
+        o.valid.eq(nonempty),
+        o.payload.as_value().eq(rd.data),
+        pop.eq(nonempty & o.ready),
+    ]
+    with m.If(result_valid):
+        m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
+    with m.If(pop):
+        m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
+    stored_next = Signal.like(stored, name="results_stored_next")
+    m.d.comb += stored_next.eq(stored + result_valid - pop)
+    m.d.sync += [stored.eq(stored_next), nonempty.eq(stored_next != 0)]
+
     # Free FIFO entries not yet promised to an accepted group: a group's last beat takes one,
-    # a result read from the FIFO gives one back (a result written moves from promised to
-    # stored, which changes nothing). One register, so i.ready is a short path.
+    # a result leaving on ``o`` gives one back (a result written moves from promised to stored,
+    # which changes nothing). One register, so i.ready is a short path.
     credits = Signal(range(depth + 1), init=depth)
     take = i.valid & i.ready
-    m.d.comb += i.ready.eq(credits != 0)
-    m.d.sync += credits.eq(credits - (take & i.payload.last) + (out.r_rdy & o.ready))
+    if last is None:
+        last = i.payload.last
+    m.d.comb += i.ready.eq((credits != 0) & accept)
+    m.d.sync += credits.eq(credits - (take & last) + pop)
 
     first = Signal(init=1)                 # the next accepted beat starts a group
     with m.If(take):
-        m.d.sync += first.eq(i.payload.last)
-    valid, start, last = Signal(name="in_valid"), Signal(name="in_first"), Signal(name="in_last")
+        m.d.sync += first.eq(last)
+    valid, start, in_last = Signal(name="in_valid"), Signal(name="in_first"), Signal(name="in_last")
     payload = Signal.like(i.payload, name="in_payload")
-    m.d.sync += [valid.eq(take), start.eq(first), last.eq(i.payload.last),
-                 payload.eq(i.payload)]
-    m.d.comb += [
-        out.w_en.eq(result_valid),
-        out.w_data.eq(result),
-        o.valid.eq(out.r_rdy),
-        o.payload.as_value().eq(out.r_data),
-        out.r_en.eq(o.ready),
-    ]
-    return valid, start, last, payload
+    m.d.sync += [valid.eq(take), start.eq(first), in_last.eq(last), payload.eq(i.payload)]
+    return valid, start, in_last, payload
