@@ -71,7 +71,14 @@ def register(core: Core) -> Core:
 
 def _load() -> None:
     # Importing the entries registers them; kept in one place so `narrowgen list` sees them all.
-    from .cores import bcnn_conv, mx_array, mx_dequantize, mx_dot, mx_quantize  # noqa: F401
+    from .cores import (  # noqa: F401
+        bcnn_conv,
+        mx_array,
+        mx_dequantize,
+        mx_dot,
+        mx_quantize,
+        overq_encoder,
+    )
 
 
 def all_cores() -> dict[str, Core]:

@@ -1,0 +1,5 @@
+"""OverQ: outlier-overwrite encoder and the weight-stationary systolic array (ALGORITHMS.md §2)."""
+
+from .encoder import OverQEncode, OverQEncoder
+
+__all__ = ["OverQEncode", "OverQEncoder"]
