@@ -77,6 +77,7 @@ def _load() -> None:
         mx_dequantize,
         mx_dot,
         mx_quantize,
+        overq_array,
         overq_encoder,
     )
 
