@@ -11,7 +11,11 @@ Speed and size targets are checked here, never by timed tests. Current reports:
   verification throughput in block pairs/s (``gen/bench_mx_dot.py``);
 * ``bcnn.json`` / ``bcnn.md``: ``bcnn-conv`` separable vs full kernels at the CIFAR-shaped layer:
   cycles per image from Verilator, LUT4 / FF / DSP / EBR and Fmax on ECP5-85F (and a small layer
-  on iCE40 UP5K), weight bits, and the ratios next to the paper's (``gen/bench_bcnn.py``).
+  on iCE40 UP5K), weight bits, and the ratios next to the paper's (``gen/bench_bcnn.py``);
+* ``overq.json`` / ``overq.md``: ``overq-array`` against the baseline ``int-array`` (8x8 and
+  16x16, b = 4, weights 4 and 8 bits) and ``overq-encoder`` on ECP5-85F with the per-PE overhead,
+  and the golden model's outlier coverage vs cascade depth and zero fraction and its error
+  reduction vs clipping (``gen/bench_overq.py``).
 
 Place and route of the 36 mx-dot points on the 85F takes hours on 2 cores; every tool step is
 cached by content, so an interrupted bench resumes where it stopped. ``--sections`` and
@@ -83,27 +87,31 @@ def bench_verify(work_dir: Path, n: dict[str, int]) -> dict:
     return {"host": _host(), "results": rows}
 
 
+#: Report sections, in the order they run.
+SECTIONS = ("golden", "verify", "mx-dot", "bcnn", "overq")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gen.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/bench", help="report directory")
     ap.add_argument("--work-dir", default="build", help="simulator build cache")
     ap.add_argument("--verilator-vectors", type=int, default=20_000)
     ap.add_argument("--icarus-vectors", type=int, default=4_000)
-    ap.add_argument("--sections", default="golden,verify,mx-dot,bcnn",
-                    help="comma list of golden, verify, mx-dot, bcnn (default: all)")
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help=f"comma list of {', '.join(SECTIONS)} (default: all)")
     ap.add_argument("--mx-pairs", default="all",
                     help="mx-dot format pairs: all (36), headline (the four anchor pairs) or "
                          "a:b,c:d")
     ap.add_argument("--mx-seeds", type=int, default=3,
-                    help="nextpnr seeds per point (mx-dot and bcnn sections)")
+                    help="nextpnr seeds per point (mx-dot, bcnn and overq sections)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sections = {x.strip() for x in args.sections.split(",") if x.strip()}
-    unknown = sections - {"golden", "verify", "mx-dot", "bcnn"}
+    unknown = sections - set(SECTIONS)
     if unknown:
-        ap.error(f"unknown --sections {', '.join(sorted(unknown))}; allowed: golden, verify, "
-                 f"mx-dot, bcnn")
+        ap.error(f"unknown --sections {', '.join(sorted(unknown))}; allowed: "
+                 f"{', '.join(SECTIONS)}")
     n = {"verilator": args.verilator_vectors, "icarus": args.icarus_vectors}
     reports = {}
     if "golden" in sections:
@@ -119,6 +127,10 @@ def main(argv=None) -> int:
         from .bench_bcnn import run as bench_bcnn
         reports["bcnn.json"] = {"host": _host(), **bench_bcnn(out, Path(args.work_dir),
                                                                seeds=args.mx_seeds)}
+    if "overq" in sections:
+        from .bench_overq import run as bench_overq
+        reports["overq.json"] = {"host": _host(), **bench_overq(out, Path(args.work_dir),
+                                                                 seeds=args.mx_seeds)}
     failed = 0
     for name, rep in reports.items():
         (out / name).write_text(json.dumps(rep, indent=2) + "\n")
