@@ -47,10 +47,14 @@ def _tiles(p, k, n, seed):
 # --------------------------------------------------------------------------------------------
 # int-array (the baseline)
 
+RELOAD_INT = ["rows=3", "cols=5", "bits=2", "weight_bits=2"]
+RELOAD_OVERQ = ["rows=6", "cols=4", "cascade=3", "precision=true"]
+
+
 @pytest.mark.parametrize("sim", SIMS)
 @pytest.mark.parametrize("shape", [
     ["rows=1", "cols=1", "bits=8", "weight_bits=16"],
-    ["rows=3", "cols=5", "bits=2", "weight_bits=2"],
+    RELOAD_INT,
     ["rows=4", "cols=4"],
 ], ids=["1x1-b8-w16", "3x5-b2-w2", "4x4"])
 def test_int_array(shape, sim, work_dir):
@@ -62,10 +66,10 @@ def test_int_array(shape, sim, work_dir):
 
 @pytest.mark.parametrize("sim", SIMS)
 def test_int_array_weight_reload(sim, work_dir):
-    """Three weight tiles back to back; with 6 columns a weight load that did not wait for the
-    vectors before it would overwrite weights they still use."""
-    p = parse_assignments(get_core("int-array").params, ["rows=5", "cols=6"])
-    _run("int-array", ["rows=5", "cols=6"], sim, work_dir, vectors=_tiles(p, 3, 7, 5),
+    """Three weight tiles back to back (the 3x5 model above, no new build); a weight load that
+    did not wait for the vectors before it would overwrite weights they still use."""
+    p = parse_assignments(get_core("int-array").params, RELOAD_INT)
+    _run("int-array", RELOAD_INT, sim, work_dir, vectors=_tiles(p, 3, 7, 5),
          idle_prob=0.0, stall_prob=0.0)
 
 
@@ -79,7 +83,7 @@ def test_int_array_16x16_backpressure(work_dir):
 
 OVERQ = [
     (["rows=4", "cols=3", "cascade=1"], "4x3-d1"),
-    (["rows=6", "cols=4", "cascade=3", "precision=true"], "6x4-d3-prec"),
+    (RELOAD_OVERQ, "6x4-d3-prec"),
     (["rows=5", "cols=2", "bits=2", "weight_bits=3", "cascade=0", "precision=true"],
      "5x2-b2-d0-prec"),
     (["rows=1", "cols=3"], "1x3"),
@@ -102,9 +106,8 @@ def test_overq_array(params, sim, work_dir):
 
 @pytest.mark.parametrize("sim", SIMS)
 def test_overq_weight_reload(sim, work_dir):
-    params = ["rows=5", "cols=6", "cascade=3", "precision=true"]
-    p = parse_assignments(get_core("overq-array").params, params)
-    _run("overq-array", params, sim, work_dir, vectors=_tiles(p, 3, 6, 9), idle_prob=0.0,
+    p = parse_assignments(get_core("overq-array").params, RELOAD_OVERQ)
+    _run("overq-array", RELOAD_OVERQ, sim, work_dir, vectors=_tiles(p, 3, 6, 9), idle_prob=0.0,
          stall_prob=0.0)
 
 
@@ -123,15 +126,15 @@ def test_overq_array_realistic(params, work_dir):
 def test_overq_special_tiles(work_dir):
     """All-zero, zero-free and outlier-heavy tiles on their own (no random ones), both sims."""
     core = get_core("overq-array")
-    params = ["rows=8", "cols=4", "cascade=2", "precision=true"]
+    params = RELOAD_OVERQ                  # an existing build
     p = parse_assignments(core.params, params)
     b, R = p.bits, p.rows
     top = (1 << 3 * b) - 1
     rng = np.random.default_rng(17)
     x = np.stack([
         np.zeros(R), rng.integers(1 << b - 1, top + 1, R), np.full(R, top),
-        np.tile([top, 0], R // 2), np.tile([top, top, 0, 0], R // 4),
-        np.tile([top, 5, 0, 0], R // 4), rng.integers(0, 1 << 2 * b, R),
+        np.resize([top, 0], R), np.resize([top, top, 0, 0], R),
+        np.resize([top, 5, 0, 0], R), rng.integers(0, 1 << 2 * b, R),
     ]).astype(np.int64)
     w = core.stimulus(p, rng, 1)["w"]
     for sim in SIMS:
@@ -141,8 +144,8 @@ def test_overq_special_tiles(work_dir):
 def test_a_wrong_golden_is_caught(work_dir):
     """The check can fail: a precision-overwrite array scored against the plain encoding."""
     core = get_core("overq-array")
-    hw = parse_assignments(core.params, ["rows=4", "cols=3", "cascade=2", "precision=true"])
-    plain = parse_assignments(core.params, ["rows=4", "cols=3", "cascade=2"])
+    hw = parse_assignments(core.params, RELOAD_OVERQ)
+    plain = parse_assignments(core.params, [*RELOAD_OVERQ[:-1], "precision=false"])
     mixed = dataclasses.replace(core, build=lambda p: core.build(hw),
                                 top_name=lambda p: core.top_name(hw))
     r = verify(mixed, plain, sim="verilator", n=20, seed=4, work_dir=work_dir)

@@ -5,10 +5,11 @@ heavy run) and must check every tile it sent. Coverage:
 
 * exhaustive over every tile with ``bits=2`` (6-bit fine inputs 0..63): ``rows=2`` (4,096 tiles)
   on both simulators, ``rows=3`` (262,144 tiles, ~10 s of simulation on Verilator, ~15 s on
-  Icarus) for cascade 1 and 2, precision on and off, on Verilator; on Icarus cascade 1 without
-  and cascade 2 with precision (the other two combinations are marked slow);
+  Icarus): cascade 1 without and cascade 2 with precision on Verilator, the latter on Icarus
+  (the other combinations on both simulators are marked slow, for ``make test-all``);
 * ``rows=4`` over an alphabet holding every class boundary of ``bits=2`` (20,736 tiles);
-* realistic random tiles at ``rows=16, bits=4``, cascade 1 and 4, precision on and off;
+* realistic random tiles at ``rows=16, bits=4``, cascade 1 and 4, precision on and off (two of
+  the four on Verilator in ``make test``, all four on Icarus);
 * edge shapes: ``rows=1``, ``cascade=8 >= rows-1``, ``bits=8`` (24-bit inputs), ``cascade=0``;
 * one tile per cycle at full rate; a wrong golden model must fail; bad parameters and vectors
   give one-line errors.
@@ -64,9 +65,11 @@ def _exhaustive_cases():
     for sim in SIMS:
         for rows, cascade, precision in [(2, 1, False), (2, 1, True), (3, 1, False),
                                           (3, 1, True), (3, 2, False), (3, 2, True)]:
-            # Icarus: two of the four rows=3 runs in `make test`, the other two (~15 s each)
-            # in `make test-all`.
-            slow = sim == "icarus" and rows == 3 and (cascade == 2) != precision
+            # rows=3 (262,144 tiles, ~15 s each): `make test` runs cascade 1 without and
+            # cascade 2 with precision on Verilator and the latter on Icarus; `make test-all`
+            # runs the other combinations.
+            slow = rows == 3 and ((cascade == 2) != precision
+                                  or (sim == "icarus" and cascade == 1))
             yield pytest.param(rows, cascade, precision, sim,
                                marks=[pytest.mark.slow] if slow else [],
                                id=f"rows{rows}-d{cascade}-{'prec' if precision else 'noprec'}"
@@ -94,9 +97,17 @@ def test_rows4_class_alphabet(cascade, precision, sim, work_dir):
         sim, work_dir, vectors={"x": _tiles(ALPHABET, 4)})
 
 
-@pytest.mark.parametrize("sim", SIMS)
-@pytest.mark.parametrize("cascade", [1, 4])
-@pytest.mark.parametrize("precision", [False, True], ids=["noprec", "prec"])
+def _random_rows16_cases():
+    """Every cascade / precision combination on Icarus; on Verilator the two extremes in
+    `make test` (each Verilator model is a separate build) and the others in `make test-all`."""
+    for sim in SIMS:
+        for cascade, precision in itertools.product((1, 4), (False, True)):
+            slow = sim == "verilator" and (cascade == 4) != precision
+            yield pytest.param(cascade, precision, sim, marks=[pytest.mark.slow] if slow else [],
+                               id=f"d{cascade}-{'prec' if precision else 'noprec'}-{sim}")
+
+
+@pytest.mark.parametrize("cascade, precision, sim", list(_random_rows16_cases()))
 def test_random_rows16(cascade, precision, sim, work_dir):
     r, p = run(["rows=16", "bits=4", f"cascade={cascade}",
                 f"precision={str(precision).lower()}"], sim, work_dir, n=2000)
