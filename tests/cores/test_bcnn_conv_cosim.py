@@ -3,8 +3,8 @@
 Every run streams the weights and thresholds, then the images, with random idle input cycles and
 random backpressure, and must check every output pixel of every image. ``make test`` covers small
 layers with odd sizes in every kernel / padding / pooling / threshold combination on both
-simulators, the CIFAR-10-shaped layer (32x32, 128 -> 128) with both kernel kinds on Verilator and
-with full kernels on Icarus; ``make test-all`` adds the separable CIFAR layer on Icarus (~5 min).
+simulators and the CIFAR-10-shaped layer (32x32, 128 -> 128) with both kernel kinds on Verilator;
+``make test-all`` adds the CIFAR layer on Icarus (full kernels ~2 min, separable ~5 min).
 """
 
 import dataclasses
@@ -118,8 +118,10 @@ def _one_image(p, rng):
     return {**stim, "x": stim["x"][0]}
 
 
+@pytest.mark.slow
 def test_cifar_layer_icarus(work_dir):
-    """One image through the CIFAR layer on Icarus, full kernels (~2 min)."""
+    """One image through the CIFAR layer on Icarus, full kernels (~2 min, the longest test in the
+    suite, so it runs in ``make test-all``; small layers cover Icarus in ``make test``)."""
     core = get_core("bcnn-conv")
     params = [*CIFAR, "out_par=16", "kernel=full"]
     p = parse_assignments(core.params, params)
