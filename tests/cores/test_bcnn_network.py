@@ -39,7 +39,9 @@ def _layer_weights(rng, c_in, c_out, kernel):
     return {"u": u, "v": bcnn.negate_channels(v, fold.flip)}, fold.t
 
 
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+# Verilator spends ~35 s building the three layer models; every layer shape is also built and
+# checked on Verilator by test_bcnn_conv_cosim, so that run is in ``make test-all`` only.
+@pytest.mark.parametrize("sim", [pytest.param("verilator", marks=pytest.mark.slow), "icarus"])
 def test_three_layer_network(sim, work_dir):
     rng = np.random.default_rng(2026)
     core = get_core("bcnn-conv")
