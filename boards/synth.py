@@ -416,6 +416,10 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     else:
         design, vtop, harness_cost = component, top, None
     text = verilog.convert(design, name=vtop, emit_src=False)
+    if "MULT18X18D" in text and tgt.family != "ecp5":
+        raise ValueError(f"this core instantiates ECP5 MULT18X18D primitives "
+                         f"(multipliers=ecp5-dsp), which {tgt.name} ({tgt.family}) does not "
+                         f"have; use multipliers=dsp or lut")
     vsha = hashlib.sha256(text.encode()).hexdigest()
     (work_dir / f"{vtop}.v").write_text(text)
     steps.append({"name": "verilog", "seconds": round(time.monotonic() - ts, 3), "cached": False})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ __all__ = ["SIMULATORS", "SimError", "SimRun", "simulate", "CocotbRun", "run_coc
 
 SIMULATORS = ("verilator", "icarus")
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Simulation models of vendor primitives, one ``<PRIMITIVE>.v`` each.
+_MODELS = Path(__file__).resolve().parent / "models"
 _TB_MODULE = "sim.tb.stream_tb"
 _JOB_ENV = "NARROWGEN_TB_JOB"     # same name as sim.tb.stream_tb.JOB_ENV (not imported: cocotb)
 #: C++ optimisation of Verilator models; override with NARROWGEN_VERILATOR_OPT (e.g. -O2).
@@ -162,7 +165,11 @@ def run_cocotb(verilog: Path, top: str, sim: str, *, test_module: str, ports: tu
     env = _environment(sim)
     text = Path(verilog).read_bytes()
     flavour = f"{sim} {VERILATOR_OPT if sim == 'verilator' else ''} {sorted(ports)}".encode()
-    digest = hashlib.sha256(text + flavour).hexdigest()[:16]
+    # Vendor primitives the Verilog instantiates get their simulation models (part of the key).
+    models = [model for model in sorted(_MODELS.glob("*.v"))
+              if re.search(rb"\b" + model.stem.encode() + rb"\b", text)]
+    digest = hashlib.sha256(text + flavour + b"".join(p.read_bytes() for p in models)
+                            ).hexdigest()[:16]
     build_dir = Path(work_dir).resolve() / "sim_build" / f"{top}-{digest}" / sim
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{top}.v"
@@ -175,6 +182,7 @@ def run_cocotb(verilog: Path, top: str, sim: str, *, test_module: str, ports: tu
         runner = get_runner(sim)
         build_log = build_dir / "build.log"
         sources, build_args = [source], []
+        sources += models
         if sim == "verilator":
             # cocotb's runner makes every internal signal VPI-visible (--public-flat-rw), which
             # makes the C++ model 4x larger and its compile 5-10x slower for wide datapaths. The

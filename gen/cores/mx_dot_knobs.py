@@ -18,9 +18,10 @@ def pipeline_param(doc: str):
 
 
 def multipliers_param():
-    return param("dsp", kind="enum", choices=("dsp", "lut"),
-                 doc="INT8 x INT8 products in DSP blocks or in logic (other pairs always use "
-                     "logic)")
+    return param("dsp", kind="enum", choices=("dsp", "lut", "ecp5-dsp"),
+                 doc="INT8 x INT8 products in DSP blocks (dsp: inferred, any device; "
+                     "ecp5-dsp: ECP5 MULT18X18D with its input and output registers, ECP5 "
+                     "targets only) or in logic (other pairs always use logic)")
 
 
 class DotKnobs:
@@ -49,5 +50,5 @@ class DotKnobs:
         """Module-name suffix: block size, accumulation, register placement, multipliers."""
         pipe = self.pipeline.strip().lower().replace(" ", "")
         pipe = f"p{pipe}" if pipe.isdigit() else pipe
-        mul = "_lutmul" if self.multipliers == "lut" else ""
+        mul = {"lut": "_lutmul", "ecp5-dsp": "_ecp5dsp"}.get(self.multipliers, "")
         return f"b{self.block_size}_{self.accum}_{pipe}{mul}"

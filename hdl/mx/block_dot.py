@@ -5,13 +5,14 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.common import is_int
+from hdl.common.ecp5_mult import MULT_LATENCY, registered_multiply
 from hdl.common.pipeline import delay
 from hdl.formats import ElementFormat
 
 __all__ = ["MULTIPLIERS", "BlockDotProduct", "block_sum_width", "element_magnitude_bits",
            "tree_levels"]
 
-MULTIPLIERS = ("dsp", "lut")
+MULTIPLIERS = ("dsp", "lut", "ecp5-dsp")
 
 
 def element_magnitude_bits(elem):
@@ -100,10 +101,13 @@ class BlockDotProduct(wiring.Component):
         over its levels.
     product_stages : {1, 2}
         Registers in the element-product stage: 1 (after the products), or 2 (also between the
-        significand product and the alignment shift, for 200 MHz).
-    multipliers : {"dsp", "lut"}
+        significand product and the alignment shift, for 200 MHz). ``multipliers="ecp5-dsp"``
+        always has 2 (the DSP's input and output registers).
+    multipliers : {"dsp", "lut", "ecp5-dsp"}
         How INT8 x INT8 products are built: ``"dsp"`` (a signed ``*``, one DSP multiplier per
-        lane) or ``"lut"`` (shift-and-add in logic, like every other pair; for arrays with more
+        lane, mapped by synthesis for any device), ``"ecp5-dsp"`` (an ECP5 MULT18X18D per lane
+        with its input and output registers in use, see :mod:`hdl.common.ecp5_mult`; ECP5
+        only) or ``"lut"`` (shift-and-add in logic, like every other pair; for arrays with more
         lanes than the device has DSPs). Other pairs always use logic.
 
     Members
@@ -134,7 +138,7 @@ class BlockDotProduct(wiring.Component):
                              f"{block_size}, not {tree_stages!r}")
         if product_stages not in (1, 2):
             raise ValueError(f"product_stages must be 1 or 2, not {product_stages!r}")
-        self.product_stages = product_stages
+        self.product_stages = MULT_LATENCY if multipliers == "ecp5-dsp" else product_stages
         if multipliers not in MULTIPLIERS:
             raise ValueError(f"multipliers must be one of {', '.join(map(repr, MULTIPLIERS))}, "
                              f"not {multipliers!r}")
@@ -167,12 +171,18 @@ class BlockDotProduct(wiring.Component):
         m = Module()
         a_elem, b_elem, n = self.a_elem, self.b_elem, self.block_size
         pw = self.product_width
-        int_int = not a_elem.is_float and not b_elem.is_float and self.multipliers == "dsp"
+        int_int = (not a_elem.is_float and not b_elem.is_float
+                   and self.multipliers in ("dsp", "ecp5-dsp"))
 
         leaves, signs, nans = [], [], []        # nans: per-lane NaN flags (formats with NaN codes)
         for j in range(n):
             a_code = self.a_codes[j * a_elem.width:(j + 1) * a_elem.width]
             b_code = self.b_codes[j * b_elem.width:(j + 1) * b_elem.width]
+            if int_int and self.multipliers == "ecp5-dsp":
+                # The DSP's own registers hold the operands and the product.
+                product = registered_multiply(m, a_code, b_code, f"mult{j}")
+                leaves.append(product[:pw + 1].as_signed())
+                continue
             if int_int:
                 # Signed 8 x 8 multiply (a DSP lane); 0x80 * 0x80 = +16384 needs 16 bits.
                 if self.product_stages == 2:

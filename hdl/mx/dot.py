@@ -169,7 +169,7 @@ class MXDot(wiring.Component):
     accum : {"exact", "fp32"}
     pipeline : int or str
         Register placement, see :func:`resolve_pipeline`.
-    multipliers : {"dsp", "lut"}
+    multipliers : {"dsp", "lut", "ecp5-dsp"}
         INT8 x INT8 products in DSP blocks or in logic (see :class:`BlockDotProduct`).
 
     Members

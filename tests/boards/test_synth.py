@@ -348,3 +348,31 @@ def test_mx_quantize_defaults_place_and_route_on_ecp5(synth_dir, synth_cache):
 def test_subprocess_module_is_the_one_tools_uses():
     # test_cache_hit_runs_no_tool relies on tools calling subprocess.run through its module.
     assert tools_mod.subprocess is subprocess
+
+
+class TinyMult(wiring.Component):
+    """One registered ECP5 DSP multiply (hdl.common.ecp5_mult)."""
+    a: In(8)
+    b: In(8)
+    p: Out(16)
+
+    def elaborate(self, platform):
+        from hdl.common.ecp5_mult import registered_multiply
+        m = Module()
+        m.d.comb += self.p.eq(registered_multiply(m, self.a, self.b, "mult"))
+        return m
+
+
+def test_ecp5_primitive_on_another_family_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"instantiates ECP5 MULT18X18D primitives "
+                                         r"\(multipliers=ecp5-dsp\), which ice40-up5k \(ice40\) "
+                                         r"does not have; use multipliers=dsp or lut"):
+        synthesize(TinyMult(), "tiny_mult", "ice40-up5k", work_dir=tmp_path)
+
+
+def test_ecp5_registered_multiply_maps_to_one_dsp_with_its_registers(tmp_path):
+    """Yosys keeps the instance (1 MULT18X18D, no fabric flip-flops around it)."""
+    r = synthesize(TinyMult(), "tiny_mult", "ecp5-25k", seeds=[1], work_dir=tmp_path,
+                   harness=False)
+    assert r["cells"]["dsp"] == 1
+    assert r["cells"]["ff"] == 0

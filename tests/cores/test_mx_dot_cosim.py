@@ -97,6 +97,20 @@ def test_every_element_product_icarus_wide(a, b, work_dir):
     check(pair_params(a, b), "icarus", work_dir, vectors=product_sweep(a, b, 32))
 
 
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_ecp5_registered_dsp_multipliers(sim, work_dir):
+    """multipliers=ecp5-dsp: MULT18X18D instances with their registers, simulated through
+    sim/models/MULT18X18D.v; random groups and every corner, both modes of the model's use."""
+    check(pair_params("mxint8", "mxint8", "multipliers=ecp5-dsp"), sim, work_dir,
+          n=GROUPS if sim == "verilator" else 500)
+
+
+def test_ecp5_registered_dsp_every_product(work_dir):
+    """Every INT8 code pair through a MULT18X18D lane (65,536)."""
+    check(pair_params("mxint8", "mxint8", "multipliers=ecp5-dsp"), "verilator", work_dir,
+          vectors=product_sweep("mxint8", "mxint8", 32))
+
+
 @pytest.mark.parametrize("blocks", [1, 2, 17])
 @pytest.mark.parametrize("accum", ["exact", "fp32"])
 def test_group_lengths(blocks, accum, work_dir):

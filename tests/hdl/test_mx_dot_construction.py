@@ -79,7 +79,8 @@ def test_constructor_errors_name_the_parameter():
         MXDot("mxint8", "mxint8", block_size=48)
     with pytest.raises(ValueError, match="accum must be one of 'exact', 'fp32'; not 'bf16'"):
         MXDot("mxint8", "mxint8", accum="bf16")
-    with pytest.raises(ValueError, match="multipliers must be one of 'dsp', 'lut', not 'auto'"):
+    with pytest.raises(ValueError,
+                       match="multipliers must be one of 'dsp', 'lut', 'ecp5-dsp', not 'auto'"):
         MXDot("mxint8", "mxint8", multipliers="auto")
     with pytest.raises(ValueError, match="rows must be an integer in 1..16, not 0"):
         MXArray(0, 2, "mxint8", "mxint8")
