@@ -101,8 +101,11 @@ class BlockDotProduct(wiring.Component):
         over its levels.
     product_stages : {1, 2}
         Registers in the element-product stage: 1 (after the products), or 2 (also between the
-        significand product and the alignment shift, for 200 MHz). ``multipliers="ecp5-dsp"``
-        always has 2 (the DSP's input and output registers).
+        significand product and the alignment shift, for 200 MHz). With 2, a pair that decodes
+        an INT8 operand in logic (INT8 x FP, and INT8 x INT8 with ``multipliers="lut"``) gets a
+        third, after the decode (|code| is a negation in series with the product). INT8 x INT8
+        with ``multipliers="ecp5-dsp"`` always has 2 (the DSP's input and output registers).
+        :attr:`product_stages` holds the count in use.
     multipliers : {"dsp", "lut", "ecp5-dsp"}
         How INT8 x INT8 products are built: ``"dsp"`` (a signed ``*``, one DSP multiplier per
         lane, mapped by synthesis for any device), ``"ecp5-dsp"`` (an ECP5 MULT18X18D per lane
@@ -138,11 +141,20 @@ class BlockDotProduct(wiring.Component):
                              f"{block_size}, not {tree_stages!r}")
         if product_stages not in (1, 2):
             raise ValueError(f"product_stages must be 1 or 2, not {product_stages!r}")
-        self.product_stages = MULT_LATENCY if multipliers == "ecp5-dsp" else product_stages
         if multipliers not in MULTIPLIERS:
             raise ValueError(f"multipliers must be one of {', '.join(map(repr, MULTIPLIERS))}, "
                              f"not {multipliers!r}")
         self.multipliers = multipliers
+        int_int = not a_elem.is_float and not b_elem.is_float and multipliers != "lut"
+        # An INT8 operand decoded in logic is a negation (|code|) in series with the
+        # shift-and-add product: at 200 MHz the decoded operands get a register of their own
+        # (the payload register feeding the decode is wide and placed far away).
+        self.decode_stage = (product_stages == 2 and not int_int
+                             and not (a_elem.is_float and b_elem.is_float))
+        if multipliers == "ecp5-dsp" and int_int:
+            self.product_stages = MULT_LATENCY
+        else:
+            self.product_stages = product_stages + self.decode_stage
         self.a_elem, self.b_elem = a_elem, b_elem
         self.block_size = block_size
         self.tree_stages = tree_stages
@@ -196,10 +208,16 @@ class BlockDotProduct(wiring.Component):
                 continue
             a_sign, a_sig, a_shift, a_nan = _decode(m, a_code, a_elem, f"a{j}")
             b_sign, b_sig, b_shift, b_nan = _decode(m, b_code, b_elem, f"b{j}")
+            if self.decode_stage:
+                a_sign, a_sig, a_shift, a_nan, b_sign, b_sig, b_shift, b_nan = (
+                    delay(m, v, 1, f"{name}{j}_dec") for v, name in (
+                        (a_sign, "a_sign"), (a_sig, "a_sig"), (a_shift, "a_shift"),
+                        (a_nan, "a_nan"), (b_sign, "b_sign"), (b_sig, "b_sig"),
+                        (b_shift, "b_shift"), (b_nan, "b_nan")))
             sig = _shift_add_product(a_sig, b_sig)
             shift = a_shift + b_shift
             neg = a_sign ^ b_sign
-            if self.product_stages == 2:
+            if self.product_stages >= 2:
                 # Significand product and shift amount registered before the alignment shifter
                 # (for wide formats the decode, multiply and a 30-position shift do not fit 5 ns).
                 sig, shift, neg = (delay(m, v, 1, f"{name}{j}")
@@ -213,7 +231,8 @@ class BlockDotProduct(wiring.Component):
             signs.append(sign)
             if a_elem.nan_mantissas or a_elem.has_inf or b_elem.nan_mantissas or b_elem.has_inf:
                 lane_nan = Signal(name=f"nan{j}", reset_less=True)
-                m.d.sync += lane_nan.eq(delay(m, a_nan | b_nan, self.product_stages - 1,
+                m.d.sync += lane_nan.eq(delay(m, a_nan | b_nan,
+                                              self.product_stages - 1 - self.decode_stage,
                                               f"nan{j}_p"))
                 nans.append(lane_nan)
 

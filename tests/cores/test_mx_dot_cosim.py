@@ -105,6 +105,11 @@ def test_ecp5_registered_dsp_multipliers(sim, work_dir):
           n=GROUPS if sim == "verilator" else 500)
 
 
+def test_int8_products_in_logic(work_dir):
+    """multipliers=lut: INT8 x INT8 as shift-and-add with both operands decoded in logic."""
+    check(pair_params("mxint8", "mxint8", "multipliers=lut"), "verilator", work_dir)
+
+
 def test_ecp5_registered_dsp_every_product(work_dir):
     """Every INT8 code pair through a MULT18X18D lane (65,536)."""
     check(pair_params("mxint8", "mxint8", "multipliers=ecp5-dsp"), "verilator", work_dir,
