@@ -181,8 +181,7 @@ def run_cocotb(verilog: Path, top: str, sim: str, *, test_module: str, ports: tu
     try:
         runner = get_runner(sim)
         build_log = build_dir / "build.log"
-        sources, build_args = [source], []
-        sources += models
+        sources, build_args = [source, *models], []
         if sim == "verilator":
             # cocotb's runner makes every internal signal VPI-visible (--public-flat-rw), which
             # makes the C++ model 4x larger and its compile 5-10x slower for wide datapaths. The

@@ -145,13 +145,14 @@ class BlockDotProduct(wiring.Component):
             raise ValueError(f"multipliers must be one of {', '.join(map(repr, MULTIPLIERS))}, "
                              f"not {multipliers!r}")
         self.multipliers = multipliers
-        int_int = not a_elem.is_float and not b_elem.is_float and multipliers != "lut"
+        # INT8 x INT8 as one signed multiply per lane (DSP), not shift-and-add in logic.
+        self.dsp_products = not a_elem.is_float and not b_elem.is_float and multipliers != "lut"
         # An INT8 operand decoded in logic is a negation (|code|) in series with the
         # shift-and-add product: at 200 MHz the decoded operands get a register of their own
         # (the payload register feeding the decode is wide and placed far away).
-        self.decode_stage = (product_stages == 2 and not int_int
+        self.decode_stage = (product_stages == 2 and not self.dsp_products
                              and not (a_elem.is_float and b_elem.is_float))
-        if multipliers == "ecp5-dsp" and int_int:
+        if multipliers == "ecp5-dsp" and self.dsp_products:
             self.product_stages = MULT_LATENCY
         else:
             self.product_stages = product_stages + self.decode_stage
@@ -183,19 +184,17 @@ class BlockDotProduct(wiring.Component):
         m = Module()
         a_elem, b_elem, n = self.a_elem, self.b_elem, self.block_size
         pw = self.product_width
-        int_int = (not a_elem.is_float and not b_elem.is_float
-                   and self.multipliers in ("dsp", "ecp5-dsp"))
 
         leaves, signs, nans = [], [], []        # nans: per-lane NaN flags (formats with NaN codes)
         for j in range(n):
             a_code = self.a_codes[j * a_elem.width:(j + 1) * a_elem.width]
             b_code = self.b_codes[j * b_elem.width:(j + 1) * b_elem.width]
-            if int_int and self.multipliers == "ecp5-dsp":
+            if self.dsp_products and self.multipliers == "ecp5-dsp":
                 # The DSP's own registers hold the operands and the product.
                 product = registered_multiply(m, a_code, b_code, f"mult{j}")
                 leaves.append(product[:pw + 1].as_signed())
                 continue
-            if int_int:
+            if self.dsp_products:
                 # Signed 8 x 8 multiply (a DSP lane); 0x80 * 0x80 = +16384 needs 16 bits.
                 if self.product_stages == 2:
                     # Operands registered next to the DSP block: the input payload register is

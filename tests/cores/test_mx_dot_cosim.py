@@ -100,7 +100,7 @@ def test_every_element_product_icarus_wide(a, b, work_dir):
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 def test_ecp5_registered_dsp_multipliers(sim, work_dir):
     """multipliers=ecp5-dsp: MULT18X18D instances with their registers, simulated through
-    sim/models/MULT18X18D.v; random groups and every corner, both modes of the model's use."""
+    sim/models/MULT18X18D.v; random groups and every corner kind."""
     check(pair_params("mxint8", "mxint8", "multipliers=ecp5-dsp"), sim, work_dir,
           n=GROUPS if sim == "verilator" else 500)
 
