@@ -78,10 +78,11 @@ def _t(**kw) -> Target:
     return Target(**kw)
 
 
-#: nextpnr-ecp5's router2: an mx-dot netlist (11k cells on the 85F) routes in ~3 minutes where the
-#: default router1 needed ~19 (nextpnr 0.11, same machine; the two runs were different format
-#: pairs, so compare Fmax per router only on the same netlist).
-_ECP5_ROUTER = ("--router", "router2")
+#: nextpnr-ecp5's router1 (its default). On the 85F it gives mx-dot 15-20 % more Fmax than router2
+#: on the same netlist (nextpnr 0.11, seed 1: MXFP4 x MXFP4 169.8 vs 142.5 MHz, MXINT8 x MXINT8
+#: with registered DSPs 161.1 vs 139.4, MXFP8 E5M2 x E5M2 143.4 vs 120.3) in 45-255 s per seed.
+#: router2 had been chosen for speed on an earlier, larger mx-dot netlist (~3 vs ~19 minutes).
+_ECP5_ROUTER = ("--router", "router1")
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     _t(name="ice40-up5k", family="ice40", device="iCE40UP5K-SG48",
