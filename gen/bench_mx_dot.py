@@ -74,24 +74,34 @@ def bench_synth(pairs, *, seeds: int, out: Path, accum: str = "exact") -> list[d
                          ["rows=4", "cols=4", "block_size=32", f"accum={array_accum}",
                           "multipliers=lut"]))
     for core, target, todo, base in jobs:
-        for a, b in todo:
-            fixed = list(base)
-            if core == "mx-dot" and target.startswith("ecp5") and (a, b) == ("mxint8", "mxint8"):
-                # the DSPs' own input and output registers (the inferred $mul leaves them unused)
-                fixed.append("multipliers=ecp5-dsp")
+        # MXINT8 x MXINT8 on ECP5 uses the DSPs' own input and output registers (the inferred
+        # $mul leaves them unused), so it is a sweep of its own; every other pair of a target
+        # goes into one sweep whose points run in parallel, one per core.
+        dsp_pair = ("mxint8", "mxint8") if core == "mx-dot" and target.startswith("ecp5") else None
+        batches = [(list(todo), list(base))]
+        if dsp_pair in todo:
+            batches = [([p for p in todo if p != dsp_pair], list(base)),
+                       ([dsp_pair], [*base, "multipliers=ecp5-dsp"])]
+        for pairs, fixed in batches:
+            if not pairs:
+                continue
             tag = "-".join(f.split("=", 1)[1] for f in fixed)
-            points = run_sweep(core, {"a_format": [a], "b_format": [b]}, target, fixed=fixed,
-                               seeds=seeds, freq_mhz=FREQ_MHZ,
-                               out_dir=out / "sweeps" / f"{core}-{target}-{a}-{b}-{tag}",
+            name = "-".join(pairs[0]) if len(pairs) == 1 else f"{len(pairs)}-pairs"
+            grid = {"a_format": sorted({a for a, _ in pairs}),
+                    "b_format": sorted({b for _, b in pairs})}
+            points = run_sweep(core, grid, target, fixed=fixed, seeds=seeds, freq_mhz=FREQ_MHZ,
+                               out_dir=out / "sweeps" / f"{core}-{target}-{name}-{tag}",
                                work_dir=Path("build/synth"), cache_dir=Path("build/synth_cache"),
-                               workers=1, progress=False)
-            row = _row(points[0], a, b, core, target)
-            row["fixed"] = fixed
-            row["checks"] = _checks(row)
-            rows.append(row)
-            print(f"synth {core:<8} {target:<10} {a:>11} x {b:<11} {row['status']:<6} "
-                  f"LUT4 {row['lut4']}  CCU2C {row['carry']}  FF {row['ff']}  DSP {row['dsp']}  "
-                  f"Fmax {row['fmax_median_mhz']} MHz", flush=True)
+                               points=[{"a_format": a, "b_format": b} for a, b in pairs],
+                               progress=True)
+            for (a, b), point in zip(pairs, points):
+                row = _row(point, a, b, core, target)
+                row["fixed"] = fixed
+                row["checks"] = _checks(row)
+                rows.append(row)
+                print(f"synth {core:<8} {target:<10} {a:>11} x {b:<11} {row['status']:<6} "
+                      f"LUT4 {row['lut4']}  CCU2C {row['carry']}  FF {row['ff']}  "
+                      f"DSP {row['dsp']}  Fmax {row['fmax_median_mhz']} MHz", flush=True)
     return rows
 
 

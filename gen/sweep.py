@@ -173,15 +173,27 @@ def run_sweep(core: str, grid: dict[str, list[str]], target: str, *, fixed: list
               seeds: int = 1, freq_mhz: float | None = None, scheduler: str | None = None,
               out_dir: Path = Path("build/sweep"), work_dir: Path = Path("build/synth"),
               cache_dir: Path = Path("build/synth_cache"), verify_vectors: int = 0,
-              workers: int | None = None, progress: bool = True) -> list[dict]:
-    """Run the sweep and write ``sweep.json``, ``sweep.csv`` and ``sweep.png`` to ``out_dir``."""
+              workers: int | None = None, progress: bool = True,
+              points: list[dict[str, str]] | None = None) -> list[dict]:
+    """Run the sweep and write ``sweep.json``, ``sweep.csv`` and ``sweep.png`` to ``out_dir``.
+
+    ``points`` (optional) lists the grid points to run, each a ``{key: value}`` over the keys of
+    ``grid``, instead of the whole cartesian product (e.g. a diagonal of format pairs).
+    """
     from distributed import Client, LocalCluster, as_completed
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = list(grid)
+    if points is None:
+        combos = expand_grid(grid, fixed)
+    else:
+        for point in points:
+            if set(point) != set(keys) or any(point[k] not in grid[k] for k in keys):
+                raise SweepError(f"sweep point {point!r} is not on the grid {grid!r}")
+        combos = [list(fixed or []) + [f"{k}={point[k]}" for k in keys] for point in points]
     jobs = []
-    for assignments in expand_grid(grid, fixed):
+    for assignments in combos:
         swept = tuple(a for a in assignments if a.split("=", 1)[0] in keys)
         jobs.append(PointJob(core, tuple(assignments), swept, target, seeds, freq_mhz,
                              str(Path(work_dir).resolve()), str(Path(cache_dir).resolve()),

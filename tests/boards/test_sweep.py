@@ -6,7 +6,7 @@ import json
 import pytest
 
 from gen.cli import main
-from gen.sweep import run_sweep
+from gen.sweep import SweepError, run_sweep
 
 
 def test_two_point_sweep_then_rerun_hits_the_cache(tmp_path, work_dir):
@@ -42,6 +42,22 @@ def test_a_failed_point_is_recorded_and_the_sweep_goes_on(tmp_path, work_dir):
     assert "lanes=3 is not allowed" in by["lanes=3"]["error"]
     saved = json.loads((tmp_path / "out" / "sweep.json").read_text())
     assert {p["status"] for p in saved["points"]} == {"ok", "failed"}
+
+
+def test_explicit_points_run_instead_of_the_whole_grid(tmp_path, work_dir):
+    """``points`` picks grid points (a diagonal of format pairs, say); one off the grid is refused
+    before any tool runs."""
+    kw = dict(fixed=["format=mxfp4_e2m1"], seeds=1, out_dir=tmp_path / "out",
+              work_dir=tmp_path / "synth", cache_dir=work_dir / "sweep-cache", workers=1,
+              progress=False)
+    grid = {"block_size": ["2", "4"], "lanes": ["2", "4"]}
+    rows = run_sweep("mx-dequantize", grid, "ecp5-25k",
+                     points=[{"block_size": "4", "lanes": "2"}], **kw)
+    assert [r["point"] for r in rows] == ["block_size=4 lanes=2"]
+    assert rows[0]["status"] == "ok", rows
+    with pytest.raises(SweepError, match="not on the grid"):
+        run_sweep("mx-dequantize", grid, "ecp5-25k", points=[{"block_size": "8", "lanes": "2"}],
+                  **kw)
 
 
 @pytest.mark.parametrize("argv, fragments", [
