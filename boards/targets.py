@@ -81,7 +81,7 @@ def _t(**kw) -> Target:
 #: nextpnr-ecp5's router1 (its default). On the 85F it gives mx-dot 15-20 % more Fmax than router2
 #: on the same netlist (nextpnr 0.11, seed 1: MXFP4 x MXFP4 169.8 vs 142.5 MHz, MXINT8 x MXINT8
 #: with registered DSPs 161.1 vs 139.4, MXFP8 E5M2 x E5M2 143.4 vs 120.3) in 45-255 s per seed,
-#: though one of 36 format pairs (E3M2 x E5M2, seed 1) was still routing after 20 minutes.
+#: though one of 36 format pairs (E3M2 x E5M2, seed 1) was still routing after 17 minutes.
 #: router2 had been chosen for speed on an earlier, larger mx-dot netlist (~3 vs ~19 minutes).
 _ECP5_ROUTER = ("--router", "router1")
 
