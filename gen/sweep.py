@@ -182,8 +182,6 @@ def run_sweep(core: str, grid: dict[str, list[str]], target: str, *, fixed: list
     """
     from distributed import Client, LocalCluster, as_completed
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     keys = list(grid)
     if points is None:
         combos = expand_grid(grid, fixed)
@@ -192,6 +190,8 @@ def run_sweep(core: str, grid: dict[str, list[str]], target: str, *, fixed: list
             if set(point) != set(keys) or any(point[k] not in grid[k] for k in keys):
                 raise SweepError(f"sweep point {point!r} is not on the grid {grid!r}")
         combos = [list(fixed or []) + [f"{k}={point[k]}" for k in keys] for point in points]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
     for assignments in combos:
         swept = tuple(a for a in assignments if a.split("=", 1)[0] in keys)

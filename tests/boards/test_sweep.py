@@ -57,7 +57,8 @@ def test_explicit_points_run_instead_of_the_whole_grid(tmp_path, work_dir):
     assert rows[0]["status"] == "ok", rows
     with pytest.raises(SweepError, match="not on the grid"):
         run_sweep("mx-dequantize", grid, "ecp5-25k", points=[{"block_size": "8", "lanes": "2"}],
-                  **kw)
+                  **{**kw, "out_dir": tmp_path / "refused"})
+    assert not (tmp_path / "refused").exists()
 
 
 @pytest.mark.parametrize("argv, fragments", [
