@@ -55,13 +55,22 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
     return grid
 
 
-def expand_grid(grid: dict[str, list[str]], fixed: list[str] | None = None) -> list[list[str]]:
-    """Cartesian product of the grid, as ``KEY=VALUE`` assignment lists (fixed ones first)."""
+def expand_grid(grid: dict[str, list[str]], fixed: list[str] | None = None,
+                points: list[dict[str, str]] | None = None) -> list[list[str]]:
+    """Cartesian product of the grid, as ``KEY=VALUE`` assignment lists (fixed ones first).
+
+    ``points`` picks grid points instead of the whole product, each a ``{key: value}`` over the
+    keys of ``grid`` (e.g. a diagonal of format pairs); one off the grid is a :class:`SweepError`.
+    """
     keys = list(grid)
-    points = []
-    for combo in itertools.product(*(grid[k] for k in keys)):
-        points.append(list(fixed or []) + [f"{k}={v}" for k, v in zip(keys, combo)])
-    return points
+    if points is None:
+        combos = itertools.product(*(grid[k] for k in keys))
+    else:
+        for point in points:
+            if set(point) != set(keys) or any(point[k] not in grid[k] for k in keys):
+                raise SweepError(f"sweep point {point!r} is not on the grid {grid!r}")
+        combos = [tuple(point[k] for k in keys) for point in points]
+    return [list(fixed or []) + [f"{k}={v}" for k, v in zip(keys, combo)] for combo in combos]
 
 
 @dataclass(frozen=True)
@@ -177,19 +186,13 @@ def run_sweep(core: str, grid: dict[str, list[str]], target: str, *, fixed: list
               points: list[dict[str, str]] | None = None) -> list[dict]:
     """Run the sweep and write ``sweep.json``, ``sweep.csv`` and ``sweep.png`` to ``out_dir``.
 
-    ``points`` (optional) lists the grid points to run, each a ``{key: value}`` over the keys of
-    ``grid``, instead of the whole cartesian product (e.g. a diagonal of format pairs).
+    ``points`` (optional) lists the grid points to run instead of the whole cartesian product
+    (see :func:`expand_grid`).
     """
     from distributed import Client, LocalCluster, as_completed
 
     keys = list(grid)
-    if points is None:
-        combos = expand_grid(grid, fixed)
-    else:
-        for point in points:
-            if set(point) != set(keys) or any(point[k] not in grid[k] for k in keys):
-                raise SweepError(f"sweep point {point!r} is not on the grid {grid!r}")
-        combos = [list(fixed or []) + [f"{k}={point[k]}" for k in keys] for point in points]
+    combos = expand_grid(grid, fixed, points)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
