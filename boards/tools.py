@@ -12,7 +12,6 @@ otherwise YoWASP's default applies.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -57,7 +56,7 @@ class ToolError(SynthError):
 
 
 class ToolTimeout(ToolError):
-    """A tool ran past its ``timeout`` and was killed, together with every process it started.
+    """A tool ran past its ``timeout`` and was killed.
 
     A :class:`ToolError` like any other failure; a separate class so that a caller with a
     fallback for a slow run (``boards.synth``'s router budget) can tell "too slow" from
@@ -190,53 +189,6 @@ def _error_lines(text: str) -> list[str]:
     return lines
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """Kill ``proc`` and every process it started, then reap ``proc``.
-
-    The YoWASP launchers run their WebAssembly inside the launcher's own Python process (a
-    wasmtime thread), so today killing ``proc`` is enough; a tool given as a wrapper script
-    that starts the real tool as a child would leave that child running (and holding a core)
-    after a plain ``proc.kill()``. The tree is walked with ``psutil`` (a dependency of
-    ``distributed``) while ``proc`` is still alive, because once it dies its children are
-    re-parented and can no longer be found. Every process is stopped (``SIGSTOP``) before any
-    is killed, so none can start a new child in between.
-
-    The tool is deliberately *not* put in a process group of its own (the usual way to kill a
-    tree): it would then no longer receive the signals sent to ours, such as Ctrl-C at a
-    terminal, and with ``jobs > 1`` (tools waited on in worker threads) or under a Dask worker
-    an interrupted run would keep routing with nobody waiting for it.
-    """
-    try:
-        import psutil
-    except ImportError:                               # installed with distributed; just in case
-        psutil = None
-    if psutil is not None:
-        found: dict[int, psutil.Process] = {}
-        try:
-            todo = [psutil.Process(proc.pid)]
-            while todo:
-                for p in todo:
-                    found[p.pid] = p
-                    with contextlib.suppress(psutil.Error):
-                        p.suspend()
-                # A child started just before its parent was stopped shows up on this pass.
-                todo = [c for p in todo for c in _children(psutil, p) if c.pid not in found]
-        except psutil.Error:                          # proc itself has already exited
-            pass
-        for p in found.values():
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-    proc.kill()
-    proc.wait()
-
-
-def _children(psutil, p) -> list:
-    try:
-        return p.children(recursive=True)
-    except psutil.Error:
-        return []
-
-
 def run_tool(args, cwd: Path, log_path: Path, timeout: float | None = None) -> str:
     """Run a tool, stdout and stderr merged into ``log_path``; return the log text.
 
@@ -255,8 +207,8 @@ def run_tool(args, cwd: Path, log_path: Path, timeout: float | None = None) -> s
     Raises
     ------
     ToolTimeout
-        The tool ran past ``timeout``; it and the processes it started have been killed. The
-        message is ``"<tool> timed out after T s"`` then ``"log: <path>"``.
+        The tool ran past ``timeout`` and was killed. The message is ``"<tool> timed out after
+        T s"`` then ``"log: <path>"``.
     ToolError
         On a non-zero exit. The message's first line is
         ``"<tool> failed (exit N): <first ERROR line>"``; the other ERROR lines follow, then
@@ -271,29 +223,24 @@ def run_tool(args, cwd: Path, log_path: Path, timeout: float | None = None) -> s
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8", errors="replace") as log:
-        # Popen rather than subprocess.run: on a timeout run() kills and reaps the direct child
-        # before returning, and whatever that child started is then an orphan nobody can find.
-        proc = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        # A YoWASP tool runs its WebAssembly inside the launcher's own Python process, so
+        # killing that one process on a timeout (what subprocess.run does) leaves nothing behind.
         try:
-            returncode = proc.wait(timeout=timeout)
+            proc = subprocess.run(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_tree(proc)
             raise ToolTimeout(f"{tool} timed out after {timeout:g} s\nlog: {log_path}",
                               timeout=timeout, tool=tool, log_path=log_path) from None
-        except BaseException:             # KeyboardInterrupt, or an error in this thread
-            _kill_tree(proc)
-            raise
     text = log_path.read_text(encoding="utf-8", errors="replace")
-    if returncode != 0:
+    if proc.returncode != 0:
         errors = _error_lines(text)
         if not errors:
             tail = [ln for ln in text.splitlines() if ln.strip()][-8:]
             errors = ["(no ERROR line; last lines of the log follow)"] + tail
         first, rest = errors[0], errors[1:]
-        msg = f"{tool} failed (exit {returncode}): {first}"
+        msg = f"{tool} failed (exit {proc.returncode}): {first}"
         if rest:
             msg += "\n" + "\n".join(rest)
         msg += f"\nlog: {log_path}"
-        raise ToolError(msg, tool=tool, log_path=log_path, returncode=returncode)
+        raise ToolError(msg, tool=tool, log_path=log_path, returncode=proc.returncode)
     return text

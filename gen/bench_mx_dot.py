@@ -142,8 +142,11 @@ def markdown(rows: list[dict]) -> str:
             met.append(f"Fmax ≥ {c['fmax_floor_mhz']:.0f}: {'yes' if c['fmax_met'] else 'NO'}")
         if "lut4_met" in c:
             met.append(f"LUT4 ≤ {c['lut4_ceiling']:,}: {'yes' if c['lut4_met'] else 'NO'}")
-        seeds = ", ".join("n/a" if v is None else f"{v:.1f}"
-                          for v in (r["fmax_seeds_mhz"] or {}).values())
+        # A seed rerouted with the fallback router (router1 over its budget) is marked.
+        fallback = {str(s) for s in r.get("fallback_seeds") or []}
+        seeds = ", ".join(("n/a" if v is None else f"{v:.1f}")
+                          + (" (router2)" if s in fallback else "")
+                          for s, v in (r["fmax_seeds_mhz"] or {}).items())
         if r["status"] != "ok":
             lines.append(f"| {r['core']} | {r['target']} | {r['a_format']} x {r['b_format']} | "
                          f"{r['status']}: {r['error']} | | | | | | {a} | |")

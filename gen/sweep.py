@@ -29,7 +29,8 @@ from .params import ParamError
 __all__ = ["SweepError", "parse_grid", "expand_grid", "run_sweep", "CSV_COLUMNS"]
 
 CSV_COLUMNS = ["point", "status", "lut4", "carry", "ff", "dsp", "bram", "fmax_median_mhz",
-               "fmax_min_mhz", "harness", "verified", "cached_steps", "wall_s", "error"]
+               "fmax_min_mhz", "harness", "fallback_seeds", "verified", "cached_steps", "wall_s",
+               "error"]
 
 
 class SweepError(ValueError):
@@ -135,6 +136,8 @@ def synth_fields(point: dict) -> dict:
             "dsp": cells.get("dsp"), "bram": cells.get("bram"),
             "fmax_seeds_mhz": fmax.get("per_seed"), "fmax_median_mhz": fmax.get("median"),
             "harness": rep.get("harness"), "critical_path": rep.get("critical_path"),
+            # Seeds rerouted with the fallback router report a lower Fmax: name them.
+            "fallback_seeds": [r["seed"] for r in rep.get("pnr_runs") or [] if r["fallback"]],
             "assignments": point.get("assignments")}
 
 
@@ -149,6 +152,8 @@ def _csv_row(row: dict) -> dict:
         "ff": cells.get("ff"), "dsp": cells.get("dsp", cells.get("dsp48")),
         "bram": cells.get("bram"), "fmax_median_mhz": fmax.get("median"),
         "fmax_min_mhz": fmax.get("min"), "harness": rep.get("harness"),
+        "fallback_seeds": " ".join(str(r["seed"]) for r in rep.get("pnr_runs") or []
+                                   if r["fallback"]),
         "verified": row.get("verified"),
         "cached_steps": f"{sum(1 for s in steps if s.get('cached'))}/{len(steps)}",
         "wall_s": row.get("wall_s"), "error": row.get("error"),

@@ -9,12 +9,9 @@ cache-hit test uses a fresh cache of its own.
 
 import dataclasses
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -202,37 +199,14 @@ def test_tool_error_is_the_tools_own_error(tmp_path):
     assert isinstance(e.value, SynthError)
 
 
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie, dead but not yet reaped by init, counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc (Linux)")
-def test_tool_timeout_kills_the_tools_children(tmp_path):
-    """A tool that starts a child of its own: on a timeout both are killed, none is orphaned."""
-    script = ("import subprocess, sys, time\n"
-              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-              "print(p.pid, flush=True)\n"
-              "time.sleep(60)\n")
-    (tmp_path / "spawn.py").write_text(script)
-    log = tmp_path / "spawn.log"
+def test_tool_timeout_is_its_own_error(tmp_path):
+    """A run past its timeout is killed and raises ToolTimeout, a ToolError with the limit."""
+    log = tmp_path / "sleep.log"
     with pytest.raises(ToolTimeout) as e:
-        run_tool([sys.executable, "spawn.py"], cwd=tmp_path, log_path=log, timeout=3)
-    assert isinstance(e.value, ToolError) and e.value.timeout == 3
-    assert str(e.value) == f"{Path(sys.executable).name} timed out after 3 s\nlog: {log}"
-    assert log.read_text().strip(), "the script did not start its child within the timeout"
-    child = int(log.read_text().split()[0])
-    for _ in range(50):                            # SIGKILL is delivered asynchronously
-        if not _alive(child):
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(child, signal.SIGKILL)
-        pytest.fail(f"the tool's child {child} outlived the timeout")
+        run_tool([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path,
+                 log_path=log, timeout=1)
+    assert isinstance(e.value, ToolError) and e.value.timeout == 1
+    assert str(e.value) == f"{Path(sys.executable).name} timed out after 1 s\nlog: {log}"
 
 
 def test_io_bits_and_harness_decision():
