@@ -24,6 +24,28 @@ def element_magnitude_bits(elem):
     return elem.int_bits if elem.is_float else elem.width
 
 
+#: Operands this wide (significand with its hidden bit, or INT8 magnitude), or with this many
+#: exponent bits, get a decode register at 200 MHz.
+DECODE_STAGE_SIG_BITS = 4
+DECODE_STAGE_EXP_BITS = 5
+
+
+def _significand_bits(elem):
+    """Bits of the decoded significand (hidden bit included), or of an INT8 magnitude."""
+    return elem.mbits + 1 if elem.is_float else elem.width
+
+
+#: Alignment shifts spanning this many positions or more are split by a register.
+SHIFT_STAGE_SPAN = 16
+#: The fine part of a split alignment shift: ``shift % FINE_SHIFT_SPAN``.
+FINE_SHIFT_SPAN = 8
+
+
+def _max_shift(elem):
+    """Largest left shift :func:`_decode` gives an element (``exp - 1`` at the top exponent)."""
+    return (1 << elem.ebits) - 2 if elem.is_float else 0
+
+
 def _max_magnitude(elem):
     return int(elem.max_value / elem.min_subnormal) if elem.is_float else 1 << (elem.width - 1)
 
@@ -70,10 +92,10 @@ def _shift_add_product(a, b):
     if len(a) < len(b):
         a, b = b, a
     terms = [Mux(b[j], a, 0) << j for j in range(len(b))]
-    total = terms[0]
-    for t in terms[1:]:
-        total = total + t
-    return total
+    # A balanced sum: an 8 x 4 product is two adders deep, not three in series.
+    while len(terms) > 1:
+        terms = [x + y for x, y in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1:]
+    return terms[0]
 
 
 class BlockDotProduct(wiring.Component):
@@ -101,9 +123,12 @@ class BlockDotProduct(wiring.Component):
         over its levels.
     product_stages : {1, 2}
         Registers in the element-product stage: 1 (after the products), or 2 (also between the
-        significand product and the alignment shift, for 200 MHz). With 2, a pair that decodes
-        an INT8 operand in logic (INT8 x FP, and INT8 x INT8 with ``multipliers="lut"``) gets a
-        third, after the decode (|code| is a negation in series with the product). INT8 x INT8
+        significand product and the alignment shift, for 200 MHz). With 2, a pair with an
+        operand of 4 or more significand bits in logic (E4M3, E2M3, or an INT8 magnitude: INT8
+        x FP, and INT8 x INT8 with ``multipliers="lut"``) or of 5 exponent bits (E5M2) gets a
+        third, after the decode; a pair
+        whose alignment shift spans 16 positions or more (an E4M3 or E5M2 operand) gets one
+        more, inside that shift. INT8 x INT8
         with ``multipliers="ecp5-dsp"`` always has 2 (the DSP's input and output registers).
         :attr:`product_stages` holds the count in use.
     multipliers : {"dsp", "lut", "ecp5-dsp"}
@@ -147,15 +172,27 @@ class BlockDotProduct(wiring.Component):
         self.multipliers = multipliers
         # INT8 x INT8 as one signed multiply per lane (DSP), not shift-and-add in logic.
         self.dsp_products = not a_elem.is_float and not b_elem.is_float and multipliers != "lut"
-        # An INT8 operand decoded in logic is a negation (|code|) in series with the
-        # shift-and-add product: at 200 MHz the decoded operands get a register of their own
-        # (the payload register feeding the decode is wide and placed far away).
+        # At 200 MHz the decoded operands get a register of their own when the decode and the
+        # significand product do not fit one stage together: an INT8 operand decoded in logic
+        # (|code| is a negation in series with the product), a 4-bit significand (E4M3, E2M3:
+        # a 4 x 4 or wider product) or a 5-bit exponent (E5M2: its zero and NaN/Inf tests are
+        # two LUT levels). The payload register feeding the decode is wide and placed far away,
+        # so that hop is mostly routing (ECP5-85F, nextpnr router1: 6.7-8.0 ns from the payload
+        # or decoded-operand register to the significand product). Only pairs of E3M2 and E2M1
+        # decode and multiply in one stage.
         self.decode_stage = (product_stages == 2 and not self.dsp_products
-                             and not (a_elem.is_float and b_elem.is_float))
+                             and any(_significand_bits(e) >= DECODE_STAGE_SIG_BITS
+                                     or e.ebits >= DECODE_STAGE_EXP_BITS
+                                     for e in (a_elem, b_elem)))
+        # ... and a register inside an alignment shift of 16 or more positions (an E4M3 or
+        # E5M2 operand: up to 58 positions into a 64-bit product for E5M2 x E5M2), between the
+        # fine (0..7) and the coarse (multiples of 8) part: 5-6 mux levels do not fit 5 ns.
+        self.shift_stage = (product_stages == 2 and not self.dsp_products
+                            and _max_shift(a_elem) + _max_shift(b_elem) >= SHIFT_STAGE_SPAN)
         if multipliers == "ecp5-dsp" and self.dsp_products:
             self.product_stages = MULT_LATENCY
         else:
-            self.product_stages = product_stages + self.decode_stage
+            self.product_stages = product_stages + self.decode_stage + self.shift_stage
         self.a_elem, self.b_elem = a_elem, b_elem
         self.block_size = block_size
         self.tree_stages = tree_stages
@@ -221,7 +258,14 @@ class BlockDotProduct(wiring.Component):
                 # (for wide formats the decode, multiply and a 30-position shift do not fit 5 ns).
                 sig, shift, neg = (delay(m, v, 1, f"{name}{j}")
                                    for v, name in ((sig, "sig"), (shift, "shift"), (neg, "neg_p")))
-            mag = (sig << shift)[:pw]
+            if self.shift_stage:
+                fine_bits = FINE_SHIFT_SPAN.bit_length() - 1
+                fine = delay(m, sig << shift[:fine_bits], 1, f"fine{j}")
+                coarse = delay(m, shift[fine_bits:], 1, f"coarse{j}")
+                neg = delay(m, neg, 1, f"neg_f{j}")
+                mag = (fine << Cat(Const(0, fine_bits), coarse))[:pw]
+            else:
+                mag = (sig << shift)[:pw]
             # (mag ^ -neg) + neg == (neg ? -mag : mag); the +neg goes into one shared leaf.
             leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
             sign = Signal(name=f"neg{j}", reset_less=True)
