@@ -120,3 +120,28 @@ def test_latency_follows_the_register_placement():
     assert fast.latency - slow.latency == tree_levels(32) + 3 + 1
     arr = MXArray(3, 5, "mxfp4_e2m1", "mxfp4_e2m1")
     assert arr.latency == fast.latency + 3 + 5 - 2                 # + the edge skew
+
+
+#: Product-stage registers at 200mhz: 2, +1 after the decode (an INT8 operand in logic, a 4-bit
+#: significand or a 5-bit exponent), +1 inside an alignment shift of 16+ positions (E4M3, E5M2).
+PRODUCT_STAGES_200MHZ = {
+    ("mxfp4_e2m1", "mxfp4_e2m1"): 2, ("mxfp6_e3m2", "mxfp4_e2m1"): 2,
+    ("mxfp6_e3m2", "mxfp6_e3m2"): 2, ("mxfp6_e2m3", "mxfp4_e2m1"): 3,
+    ("mxint8", "mxfp4_e2m1"): 3, ("mxint8", "mxfp8_e4m3"): 3, ("mxfp8_e4m3", "mxfp4_e2m1"): 4,
+    ("mxfp8_e4m3", "mxfp8_e4m3"): 4, ("mxfp8_e5m2", "mxfp4_e2m1"): 4,
+    ("mxfp8_e5m2", "mxint8"): 4, ("mxint8", "mxint8"): 2,
+}
+
+
+@pytest.mark.parametrize("a, b", list(PRODUCT_STAGES_200MHZ))
+def test_product_stages_at_200mhz(a, b):
+    for x, y in ((a, b), (b, a)):
+        dot = MXDot(x, y, pipeline="200mhz").datapath.block_dot
+        assert dot.product_stages == PRODUCT_STAGES_200MHZ[(a, b)], (x, y)
+        assert MXDot(x, y, pipeline=0).datapath.block_dot.product_stages == 1
+
+
+def test_int8_products_in_logic_get_the_decode_register():
+    """With DSPs (inferred) INT8 x INT8 has 2 product stages; in logic |code| is registered too."""
+    assert BlockDotProduct(mx_format("mxint8").element, mx_format("mxint8").element, 32,
+                           tree_stages=0, multipliers="lut", product_stages=2).product_stages == 3
