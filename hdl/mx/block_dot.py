@@ -126,9 +126,8 @@ class BlockDotProduct(wiring.Component):
         significand product and the alignment shift, for 200 MHz). With 2, a pair with an
         operand of 4 or more significand bits in logic (E4M3, E2M3, or an INT8 magnitude: INT8
         x FP, and INT8 x INT8 with ``multipliers="lut"``) or of 5 exponent bits (E5M2) gets a
-        third, after the decode; a pair
-        whose alignment shift spans 16 positions or more (an E4M3 or E5M2 operand) gets one
-        more, inside that shift. INT8 x INT8
+        third, after the decode; a pair whose alignment shift spans 16 positions or more (an
+        E4M3 or E5M2 operand) gets one more, inside that shift. INT8 x INT8
         with ``multipliers="ecp5-dsp"`` always has 2 (the DSP's input and output registers).
         :attr:`product_stages` holds the count in use.
     multipliers : {"dsp", "lut", "ecp5-dsp"}
