@@ -12,6 +12,13 @@ def _step(up, down):
     return Mux(up == down, 0, Mux(up, 1, -1))
 
 
+def _next_nonzero(count, up, down):
+    """``count + up - down != 0`` from compares of the registered ``count`` and one mux: the
+    flag's register then waits for no adder (``o.ready`` -> ``o.valid`` through the counter's
+    carry chain was a critical path at 200 MHz)."""
+    return Mux(up & ~down, 1, Mux(down & ~up, count >= 2, count != 0))
+
+
 def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1):
     """Wrap a free-running datapath (no enables, no backpressure inside) in stream ports.
 
@@ -72,19 +79,20 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1):
         m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
     with m.If(pop):
         m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
-    stored_next = Signal.like(stored, name="results_stored_next")
-    m.d.comb += stored_next.eq(stored + _step(result_valid, pop))
-    m.d.sync += [stored.eq(stored_next), nonempty.eq(stored_next != 0)]
+    m.d.sync += [stored.eq(stored + _step(result_valid, pop)),
+                 nonempty.eq(_next_nonzero(stored, result_valid, pop))]
 
     # Free FIFO entries not yet promised to an accepted group: a group's last beat takes one,
     # a result leaving on ``o`` gives one back (a result written moves from promised to stored,
     # which changes nothing). One register, so i.ready is a short path.
     credits = Signal(range(depth + 1), init=depth)
+    has_credit = Signal(init=1)            # == (credits != 0), as a register
     take = i.valid & i.ready
     if last is None:
         last = i.payload.last
-    m.d.comb += i.ready.eq((credits != 0) & accept)
-    m.d.sync += credits.eq(credits + _step(pop, take & last))
+    m.d.comb += i.ready.eq(has_credit & accept)
+    m.d.sync += [credits.eq(credits + _step(pop, take & last)),
+                 has_credit.eq(_next_nonzero(credits, pop, take & last))]
 
     first = Signal(init=1)                 # the next accepted beat starts a group
     with m.If(take):
