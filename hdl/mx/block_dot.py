@@ -35,6 +35,10 @@ def _significand_bits(elem):
     return elem.mbits + 1 if elem.is_float else elem.width
 
 
+#: Significand products with both operands at least this wide (narrower, wider) get a register
+#: between the first level of their partial-product sum and the rest.
+SPLIT_PRODUCT_BITS = (4, 8)
+
 #: Alignment shifts spanning this many positions or more are split by a register.
 SHIFT_STAGE_SPAN = 16
 #: The fine part of a split alignment shift: ``shift % FINE_SHIFT_SPAN``.
@@ -86,16 +90,21 @@ def _decode(m, code, elem, name):
     return sign, sig, shift, nan
 
 
-def _shift_add_product(a, b):
-    """Unsigned ``a * b`` as a sum of shifted partial products, so synthesis maps it to LUTs
-    (Yosys turns every ``$mul`` into DSP blocks on ECP5; these products are at most 8 x 4 bits)."""
+def _pairwise_sum(terms, levels=None):
+    """``levels`` levels (all by default) of a balanced pairwise sum of ``terms``."""
+    while len(terms) > 1 and levels != 0:
+        terms = [x + y for x, y in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1:]
+        levels = None if levels is None else levels - 1
+    return terms
+
+
+def _partial_products(a, b):
+    """Unsigned ``a * b`` as shifted partial products (their sum is the product), so synthesis
+    maps it to LUTs (Yosys turns every ``$mul`` into DSP blocks on ECP5). A balanced sum of them
+    is an 8 x 4 product two adders deep, not three in series."""
     if len(a) < len(b):
         a, b = b, a
-    terms = [Mux(b[j], a, 0) << j for j in range(len(b))]
-    # A balanced sum: an 8 x 4 product is two adders deep, not three in series.
-    while len(terms) > 1:
-        terms = [x + y for x, y in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1:]
-    return terms[0]
+    return [Mux(b[j], a, 0) << j for j in range(len(b))]
 
 
 class BlockDotProduct(wiring.Component):
@@ -127,7 +136,9 @@ class BlockDotProduct(wiring.Component):
         operand of 4 or more significand bits in logic (E4M3, E2M3, or an INT8 magnitude: INT8
         x FP, and INT8 x INT8 with ``multipliers="lut"``) or of 5 exponent bits (E5M2) gets a
         third, after the decode; a pair whose alignment shift spans 16 positions or more (an
-        E4M3 or E5M2 operand) gets one more, inside that shift. INT8 x INT8
+        E4M3 or E5M2 operand) gets one more, inside that shift; a significand product of 8 x 4
+        bits or more (INT8 x E4M3, INT8 x E2M3, INT8 x INT8 in logic) one more, after the first
+        level of its partial-product sum. INT8 x INT8
         with ``multipliers="ecp5-dsp"`` always has 2 (the DSP's input and output registers).
         :attr:`product_stages` holds the count in use.
     multipliers : {"dsp", "lut", "ecp5-dsp"}
@@ -188,10 +199,18 @@ class BlockDotProduct(wiring.Component):
         # fine (0..7) and the coarse (multiples of 8) part: 5-6 mux levels do not fit 5 ns.
         self.shift_stage = (product_stages == 2 and not self.dsp_products
                             and _max_shift(a_elem) + _max_shift(b_elem) >= SHIFT_STAGE_SPAN)
+        # ... and a register after the first adder level of a significand product of 8 x 4 bits
+        # or more (INT8 x E4M3 / E2M3, INT8 x INT8 in logic): its decoded-operand register ->
+        # product path was 6.7 ns, the limit of those pairs.
+        sig_bits = sorted(_significand_bits(e) for e in (a_elem, b_elem))
+        self.split_product = (product_stages == 2 and not self.dsp_products
+                              and all(w >= least for w, least in zip(sig_bits,
+                                                                     SPLIT_PRODUCT_BITS)))
         if multipliers == "ecp5-dsp" and self.dsp_products:
             self.product_stages = MULT_LATENCY
         else:
-            self.product_stages = product_stages + self.decode_stage + self.shift_stage
+            self.product_stages = (product_stages + self.decode_stage + self.shift_stage
+                                   + self.split_product)
         self.a_elem, self.b_elem = a_elem, b_elem
         self.block_size = block_size
         self.tree_stages = tree_stages
@@ -249,9 +268,14 @@ class BlockDotProduct(wiring.Component):
                         (a_sign, "a_sign"), (a_sig, "a_sig"), (a_shift, "a_shift"),
                         (a_nan, "a_nan"), (b_sign, "b_sign"), (b_sig, "b_sig"),
                         (b_shift, "b_shift"), (b_nan, "b_nan")))
-            sig = _shift_add_product(a_sig, b_sig)
+            terms = _partial_products(a_sig, b_sig)
             shift = a_shift + b_shift
             neg = a_sign ^ b_sign
+            if self.split_product:
+                terms = [delay(m, t, 1, f"pp{j}_{i}")
+                         for i, t in enumerate(_pairwise_sum(terms, 1))]
+                shift, neg = delay(m, shift, 1, f"shift_pp{j}"), delay(m, neg, 1, f"neg_pp{j}")
+            sig = _pairwise_sum(terms)[0]
             if self.product_stages >= 2:
                 # Significand product and shift amount registered before the alignment shifter
                 # (for wide formats the decode, multiply and a 30-position shift do not fit 5 ns).

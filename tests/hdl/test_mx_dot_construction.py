@@ -123,11 +123,13 @@ def test_latency_follows_the_register_placement():
 
 
 #: Product-stage registers at 200mhz: 2, +1 after the decode (an INT8 operand in logic, a 4-bit
-#: significand or a 5-bit exponent), +1 inside an alignment shift of 16+ positions (E4M3, E5M2).
+#: significand or a 5-bit exponent), +1 inside an alignment shift of 16+ positions (E4M3, E5M2),
+#: +1 inside a significand product of 8 x 4 bits or more (INT8 x E4M3 / E2M3).
 PRODUCT_STAGES_200MHZ = {
     ("mxfp4_e2m1", "mxfp4_e2m1"): 2, ("mxfp6_e3m2", "mxfp4_e2m1"): 2,
     ("mxfp6_e3m2", "mxfp6_e3m2"): 2, ("mxfp6_e2m3", "mxfp4_e2m1"): 3,
-    ("mxint8", "mxfp4_e2m1"): 3, ("mxint8", "mxfp8_e4m3"): 3, ("mxfp8_e4m3", "mxfp4_e2m1"): 4,
+    ("mxint8", "mxfp4_e2m1"): 3, ("mxint8", "mxfp8_e4m3"): 4, ("mxint8", "mxfp6_e2m3"): 4,
+    ("mxfp8_e4m3", "mxfp4_e2m1"): 4,
     ("mxfp8_e4m3", "mxfp8_e4m3"): 4, ("mxfp8_e5m2", "mxfp4_e2m1"): 4,
     ("mxfp8_e5m2", "mxint8"): 4, ("mxint8", "mxint8"): 2,
 }
@@ -141,7 +143,8 @@ def test_product_stages_at_200mhz(a, b):
         assert MXDot(x, y, pipeline=0).datapath.block_dot.product_stages == 1
 
 
-def test_int8_products_in_logic_get_the_decode_register():
-    """With DSPs (inferred) INT8 x INT8 has 2 product stages; in logic |code| is registered too."""
+def test_int8_products_in_logic_get_the_decode_and_split_registers():
+    """With DSPs (inferred) INT8 x INT8 has 2 product stages; in logic |code| is registered, and
+    so is the first level of the 8 x 8 partial-product sum."""
     assert BlockDotProduct(mx_format("mxint8").element, mx_format("mxint8").element, 32,
-                           tree_stages=0, multipliers="lut", product_stages=2).product_stages == 3
+                           tree_stages=0, multipliers="lut", product_stages=2).product_stages == 4
