@@ -1,7 +1,7 @@
 """Exact (Kulisch) accumulation of MX block sums across a group, one RNE rounding to FP32 at the end
 (MX_SPEC §11, dot across blocks, mode ``exact``)."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed
 
 from hdl.common import is_int
 from hdl.common.fp32 import RoundToFP32
@@ -19,7 +19,16 @@ MIN_GUARD = 16
 #: The entry shift's fine step (the coarse step shifts by multiples of it).
 FINE_SHIFT = 8
 #: Copies of each piece's "mixed" flag in the candidate chain: each drives a part of the mux.
-FLAG_COPIES = 2
+FLAG_COPIES = 4
+#: Bits per group of a piece's zero / all-ones test registered straight from the adder (one LUT4
+#: each), so the 32-bit test is one LUT level before the piece register and two after it.
+FLAG_GROUP = 4
+#: Copies of each piece's share-select register: each steers a part of the share bits.
+SELECT_COPIES = 2
+#: Bits of the piece under the leading one kept as data: with the leading one at the bottom of
+#: its piece, FP32's other 23 significand bits and the guard bit. The bits under them only feed
+#: the sticky bit (a flag per piece), so they are neither carried nor multiplexed.
+LOW_BITS = 24
 #: Candidate-chain references to a window piece (see ``ExactAccumulator._chain_stage``).
 ZERO, ONES, MIXED_HI, MIXED_LO = range(4)
 
@@ -37,10 +46,10 @@ class ExactAccumulator(BlockAccumulator):
     piece 0 did (the term travels up a delay line) together with the carry piece ``k - 1`` produced
     for the same term one cycle earlier. So the loop in every piece is one ``chunk``-bit adder,
     the pieces of a group's sum are final one after another. A chain beside the pieces keeps the
-    two pieces under the leading one found so far and a sticky bit (one candidate per sign, since
-    the sign comes with the top piece), so the rounding stage only picks a candidate, negates a
-    negative window and rounds it with :class:`RoundToFP32`. Any number of groups are in flight;
-    one block per cycle.
+    leading piece found so far, the top :data:`LOW_BITS` bits of the piece under it and a sticky
+    bit (one candidate per sign, since the sign comes with the top piece), so the rounding stage
+    only picks a candidate, negates a negative window and rounds it with :class:`RoundToFP32`.
+    Any number of groups are in flight; one block per cycle.
 
     Capacity: a group of up to :attr:`max_blocks` blocks is exact. A longer group, or a group
     with a NaN block, gives the canonical NaN ``0x7FC00000`` (never a wrapped sum).
@@ -55,7 +64,8 @@ class ExactAccumulator(BlockAccumulator):
     lsb_exp : int
         ``log2(a_lsb * b_lsb)``, the weight of one unit of ``sum``.
     chunk : int
-        Bits per accumulator piece (16..64).
+        Bits per accumulator piece, a multiple of 8 in 32..64 (the piece under the leading one
+        must supply the 24 bits under a leading one at the bottom of its piece).
     round_stages : int
         Register stages inside :class:`RoundToFP32`.
 
@@ -65,8 +75,8 @@ class ExactAccumulator(BlockAccumulator):
     """
 
     def __init__(self, sum_width, lsb_exp, *, chunk=32, round_stages=2):
-        if not (is_int(chunk) and 16 <= chunk <= 64):
-            raise ValueError(f"chunk must be an integer in 16..64, not {chunk!r}")
+        if not (is_int(chunk) and 32 <= chunk <= 64 and chunk % 8 == 0):
+            raise ValueError(f"chunk must be a multiple of 8 in 32..64, not {chunk!r}")
         super().__init__(sum_width, lsb_exp)
         self.chunk = chunk
         self.chunks = -(-(sum_width + SCALE_SUM_MAX + MIN_GUARD) // chunk)
@@ -75,15 +85,17 @@ class ExactAccumulator(BlockAccumulator):
         self.max_blocks = 1 << (self.width - sum_width - SCALE_SUM_MAX)
         # A block term spans this many pieces once shifted by scale_sum % chunk.
         self.window_chunks = -(-(sum_width + chunk - 1) // chunk)
-        self.rounder = RoundToFP32(2 * chunk + 1, 11, stages=round_stages)
+        # The rounder's input: the leading piece with its negation carry, over LOW_BITS of the
+        # piece under it.
+        self.rounder = RoundToFP32(chunk + 1 + LOW_BITS, 11, stages=round_stages)
 
     @property
     def latency(self):
         """Cycles from a group's last block at the inputs to ``o_valid``."""
         # two entry registers (coarse, fine shift), one stage per piece, the candidate chain's
-        # three registers behind the top piece's adder, the candidate pick, the negation, the
-        # rounder and the output register.
-        return 2 + self.chunks + 3 + 1 + 1 + self.rounder.latency + 1
+        # three registers behind the top piece's adder, the candidate pick, the negation (two
+        # registered halves), the rounder and the output register.
+        return 2 + self.chunks + 3 + 1 + 2 + self.rounder.latency + 1
 
     def _chain_stage(self, m, k, total, state):
         """Candidate-chain stage ``k``: registers piece ``k`` (``total``, this cycle's adder
@@ -102,38 +114,54 @@ class ExactAccumulator(BlockAccumulator):
         C, N = self.chunk, self.chunks
         piece = Signal(C, name=f"piece{k}", reset_less=True)
         m.d.sync += piece.eq(total)
-        # Flags one cycle after the piece, with the piece delayed beside them: the 32-bit
-        # compares would otherwise sit in series with the mux they steer.
+        # The zero / all-ones tests of the piece in two steps: per FLAG_GROUP bits beside the
+        # piece register, then across the groups. As one 32-bit test after the piece register it
+        # was the critical path of most pairs (6.1-6.7 ns, three LUT levels and their routing).
+        groups = [total[i:i + FLAG_GROUP] for i in range(0, C, FLAG_GROUP)]
+        any_g = Signal(len(groups), name=f"piece{k}_any", reset_less=True)
+        all_g = Signal(len(groups), name=f"piece{k}_all", reset_less=True)
+        m.d.sync += [any_g.eq(Cat(g.any() for g in groups)),
+                     all_g.eq(Cat(g.all() for g in groups))]
+        # Flags one cycle after the piece, with the piece delayed beside them: the compares
+        # would otherwise sit in series with the mux they steer.
         data = Signal(C, name=f"piece{k}_d", reset_less=True)
         nz, noa = Signal(name=f"piece{k}_nz", reset_less=True), \
             Signal(name=f"piece{k}_noa", reset_less=True)
         mixed = [Signal(name=f"piece{k}_mixed{c}", reset_less=True, attrs={"keep": 1})
                  for c in range(FLAG_COPIES)]
-        m.d.sync += [data.eq(piece), nz.eq(piece != 0), noa.eq(piece != (1 << C) - 1),
-                     *[f.eq((piece != 0) & (piece != (1 << C) - 1)) for f in mixed]]
+        # Any bit set under the piece's top LOW_BITS (the part that only feeds the sticky).
+        tail = Signal(name=f"piece{k}_tail", reset_less=True)
+        m.d.sync += [data.eq(piece), nz.eq(any_g.any()), noa.eq(~all_g.all()),
+                     *[f.eq(any_g.any() & ~all_g.all()) for f in mixed],
+                     tail.eq(any_g[:(C - LOW_BITS) // FLAG_GROUP].any())]
 
         def ref(sign, key):
             return Signal(2, name=f"c{k}_{sign}_{key}", reset_less=True)
 
-        new = {"prev": Signal(C, name=f"c{k}_prev", reset_less=True),
+        new = {"prev": Signal(LOW_BITS, name=f"c{k}_prev", reset_less=True),
                "prev_nz": Signal(name=f"c{k}_prev_nz", reset_less=True),
+               "prev_tail": Signal(name=f"c{k}_prev_tail", reset_less=True),
                "prev_ref": Signal(2, name=f"c{k}_prev_ref", reset_less=True),
                "below": Signal(name=f"c{k}_below", reset_less=True),
                "mixed_hi": Signal(C, name=f"c{k}_mixed_hi", reset_less=True),
-               "mixed_lo": Signal(C, name=f"c{k}_mixed_lo", reset_less=True),
+               "mixed_lo": Signal(LOW_BITS, name=f"c{k}_mixed_lo", reset_less=True),
+               "mixed_hi_tail": Signal(name=f"c{k}_mixed_hi_tail", reset_less=True),
+               "mixed_lo_tail": Signal(name=f"c{k}_mixed_lo_tail", reset_less=True),
                "mixed_hi_nz": Signal(name=f"c{k}_mixed_hi_nz", reset_less=True),
                "mixed_lo_nz": Signal(name=f"c{k}_mixed_lo_nz", reset_less=True),
                **{sign: {"hi": ref(sign, "hi"), "lo": ref(sign, "lo"),
                          "index": Signal(range(N), name=f"c{k}_{sign}_index", reset_less=True),
                          "sticky": Signal(name=f"c{k}_{sign}_sticky", reset_less=True)}
                   for sign in ("pos", "neg")}}
-        m.d.sync += [new["prev"].eq(data), new["prev_nz"].eq(nz)]
+        m.d.sync += [new["prev"].eq(data[C - LOW_BITS:]), new["prev_nz"].eq(nz),
+                     new["prev_tail"].eq(tail)]
         if state is None:
             # Piece 0 is the mixed candidate and both signs' choice, whatever it holds: it is
             # the answer when no piece leads (the sum is 0, or -1 in units of the LSB).
             m.d.sync += [new["below"].eq(0), new["prev_ref"].eq(MIXED_HI),
                          new["mixed_hi"].eq(data), new["mixed_lo"].eq(0),
-                         new["mixed_hi_nz"].eq(nz), new["mixed_lo_nz"].eq(0)]
+                         new["mixed_hi_nz"].eq(nz), new["mixed_lo_nz"].eq(0),
+                         new["mixed_hi_tail"].eq(tail), new["mixed_lo_tail"].eq(0)]
             for sign in ("pos", "neg"):
                 m.d.sync += [new[sign]["hi"].eq(MIXED_HI), new[sign]["lo"].eq(ZERO),
                              new[sign]["index"].eq(0), new[sign]["sticky"].eq(0)]
@@ -143,16 +171,15 @@ class ExactAccumulator(BlockAccumulator):
             new["prev_ref"].eq(Mux(mixed[0], MIXED_HI, Mux(nz, ONES, ZERO))),
             new["mixed_hi_nz"].eq(Mux(mixed[0], 1, state["mixed_hi_nz"])),
             new["mixed_lo_nz"].eq(Mux(mixed[0], state["prev_nz"], state["mixed_lo_nz"])),
+            new["mixed_hi_tail"].eq(Mux(mixed[0], tail, state["mixed_hi_tail"])),
+            new["mixed_lo_tail"].eq(Mux(mixed[0], state["prev_tail"], state["mixed_lo_tail"])),
         ]
         # Each flag copy steers its slice of both data pieces.
-        half = C // FLAG_COPIES
         for c, flag in enumerate(mixed):
-            lo, hi = c * half, (C if c == FLAG_COPIES - 1 else (c + 1) * half)
-            m.d.sync += [
-                new["mixed_hi"][lo:hi].eq(Mux(flag, data[lo:hi], state["mixed_hi"][lo:hi])),
-                new["mixed_lo"][lo:hi].eq(Mux(flag, state["prev"][lo:hi],
-                                              state["mixed_lo"][lo:hi])),
-            ]
+            for key, width, value in (("mixed_hi", C, data), ("mixed_lo", LOW_BITS, state["prev"])):
+                part = width // FLAG_COPIES
+                lo, hi = c * part, (width if c == FLAG_COPIES - 1 else (c + 1) * part)
+                m.d.sync += new[key][lo:hi].eq(Mux(flag, value[lo:hi], state[key][lo:hi]))
         # A piece leads a positive sum if nonzero and a negative one if not all ones; a
         # uniform leading piece is all ones (positive) or all zeros (negative).
         for sign, lead, uniform in (("pos", nz, ONES), ("neg", noa, ZERO)):
@@ -171,14 +198,22 @@ class ExactAccumulator(BlockAccumulator):
         C, N, J = self.chunk, self.chunks, self.window_chunks
         shift_bits = (C - 1).bit_length()
 
-        # Group bookkeeping at the entry: NaN sticky and block count over the group.
-        count_max = self.max_blocks + 1
+        # Group bookkeeping at the entry: NaN sticky and block count over the group. The count
+        # (minus one) runs in P + 1 bits for max_blocks = 2**P: its bit P flags the block past
+        # the capacity, and g_bad keeps the flag after the count wraps. A group's first block
+        # clears the count by the register's synchronous reset (no compare, no saturation mux).
+        top = self.max_blocks.bit_length() - 1
+        assert self.max_blocks == 1 << top
         g_bad = Signal()
-        g_count = Signal(range(count_max + 1))
-        count_now = Mux(self.first, 1, Mux(g_count == count_max, count_max, g_count + 1))
-        bad_now = self.nan | (count_now > self.max_blocks) | (~self.first & g_bad)
+        g_index = Signal(top + 1, reset_less=True)          # blocks so far in the group, - 1
+        index_now = Mux(self.first, 0, g_index + 1)
+        bad_now = self.nan | index_now[top] | (~self.first & g_bad)
+        with m.If(self.valid & self.first):
+            m.d.sync += g_index.eq(0)
+        with m.Elif(self.valid):
+            m.d.sync += g_index.eq(g_index + 1)
         with m.If(self.valid):
-            m.d.sync += [g_bad.eq(bad_now), g_count.eq(count_now)]
+            m.d.sync += g_bad.eq(bad_now)
 
         # Entry register: the block term shifted within its first piece.
         def stage_fields(k):
@@ -189,7 +224,22 @@ class ExactAccumulator(BlockAccumulator):
                 "q": Signal(range(SCALE_SUM_MAX // C + 1), name=f"s{k}_q", reset_less=True),
                 "window": Signal(J * C, name=f"s{k}_window", reset_less=True),
                 "neg": Signal(name=f"s{k}_neg", reset_less=True),
+                # Piece k's share select (window piece hits, then the ones fill), registered a
+                # stage ahead from the previous stage's q: as compares of q in front of the
+                # share mux (q fanning out to every share bit) it was the critical path of the
+                # E5M2 pairs (7.5 ns, mostly routing).
+                "sel": [Signal(J + 1, name=f"s{k}_sel{c}", reset_less=True, attrs={"keep": 1})
+                        for c in range(SELECT_COPIES)],
             }
+
+        def select_next(prev, cur, k):
+            """Register stage ``k``'s share select from the stage (or entry register) before it:
+            hit ``j`` when the term starts ``j`` pieces below piece ``k``, fill (all ones) above
+            a negative term; nothing without a valid block, so an idle piece adds zero."""
+            q, valid = prev["q"], prev["valid"]
+            hits = [valid & (q == k - j) if k - j >= 0 else Const(0) for j in range(J)]
+            fill = valid & (q < k - J + 1) & prev["neg"] if k - J + 1 > 0 else Const(0)
+            m.d.sync += [sel.eq(Cat(*hits, fill)) for sel in cur["sel"]]
 
         # The shift within the first piece takes two registered steps, coarse (multiples of
         # FINE_SHIFT) then fine: as one barrel shifter it was the critical path at block 32.
@@ -216,23 +266,27 @@ class ExactAccumulator(BlockAccumulator):
             s0["window"].eq((pre["coarse"] << pre["fine"]).as_signed()),   # sign-extends
             s0["neg"].eq(pre["neg"]),
         ]
+        select_next(pre, s0, 0)
 
         # Delay line: stage k holds the block piece k works on next cycle.
         stages = [s0]
         for k in range(1, N + 4):
             prev, cur = stages[-1], stage_fields(k)
-            keep = ("valid", "last", "bad") if k > N - 1 else tuple(cur)
+            keep = ("valid", "last", "bad") if k > N - 1 else ("valid", "last", "bad", "q",
+                                                                "window", "neg")
             for key in keep:
                 m.d.sync += cur[key].eq(prev[key])
+            if k < N:
+                select_next(prev, cur, k)
             stages.append(cur)
 
         # Each piece is final one cycle after the previous one. The two pieces the rounder needs
-        # (the leading piece and the one below it) and the sticky bit under them are chosen while
-        # the pieces arrive: stage k of a candidate chain compares piece k with the best choice
-        # of pieces 0..k-1, so no stage looks at more than one piece. The leading piece is the
-        # highest nonzero one for a positive sum and the highest not-all-ones one for a negative
-        # sum; the sign is only known with the top piece, so the chain keeps one candidate per
-        # sign and the sign picks one at the end.
+        # (the leading piece and the top of the one below it) and the sticky bit under them are
+        # chosen while the pieces arrive: stage k of a candidate chain compares piece k with the
+        # best choice of pieces 0..k-1, so no stage looks at more than one piece. The leading
+        # piece is the highest nonzero one for a positive sum and the highest not-all-ones one for
+        # a negative sum; the sign is only known with the top piece, so the chain keeps one
+        # candidate per sign and the sign picks one at the end.
         carry = Const(0)
         chain = None
         for k in range(N):
@@ -240,60 +294,98 @@ class ExactAccumulator(BlockAccumulator):
             # Piece k's share of the term, registered one stage ahead of its adder: window piece
             # j when the term starts j pieces below, all ones above a negative term, else 0
             # (the zero case is the register's synchronous reset, so each bit is one LUT4).
-            hits = [src["q"] == k - j for j in range(J) if k - j >= 0]
-            above = (src["q"] < k - J + 1) if k - J + 1 > 0 else Const(0)
-            value = Const((1 << C) - 1, C)
-            for j in reversed(range(len(hits))):
-                value = Mux(hits[j], src["window"][j * C:(j + 1) * C], value)
+            # Each copy of the select steers its slice of the share bits.
             share = Signal(C, name=f"share{k}", reset_less=True)
-            m.d.sync += share.eq(Mux(Cat(*hits).any() | (above & src["neg"]), value, 0))
+            part = C // SELECT_COPIES
+            for c, sel in enumerate(src["sel"]):
+                lo, hi = c * part, (C if c == SELECT_COPIES - 1 else (c + 1) * part)
+                value = Const(-1, hi - lo)
+                for j in reversed(range(J)):
+                    value = Mux(sel[j], src["window"][j * C + lo:j * C + hi], value)
+                m.d.sync += share[lo:hi].eq(Mux(sel.any(), value, 0))
             # The piece clears itself after a group's last block, so the next group starts at 0
-            # with no mux in front of the adder (a synchronous reset of the register).
-            acc = Signal(C, name=f"acc{k}")
+            # with no mux in front of the adder. The clear and the domain reset are one
+            # condition, so they map to the register's one synchronous reset: as a domain reset
+            # plus a clear mux the piece cost a LUT4 per bit (31 per piece). Without a block the
+            # share and the carry are zero, so the piece holds its value with no enable either.
+            acc = Signal(C, name=f"acc{k}", reset_less=True)
             total = Signal(C + 1, name=f"total{k}")
             m.d.comb += total.eq(acc + share + carry)
             next_carry = Signal(name=f"carry{k + 1}")
             m.d.sync += next_carry.eq(now["valid"] & total[C])
-            with m.If(now["valid"]):
-                m.d.sync += acc.eq(Mux(now["last"], 0, total[:C]))
+            with m.If(ResetSignal() | (now["valid"] & now["last"])):
+                m.d.sync += acc.eq(0)
+            with m.Else():
+                m.d.sync += acc.eq(total[:C])
             carry = next_carry
             chain = self._chain_stage(m, k, total[:C], chain)
 
         # Rounding stage 1: the sign (the top piece's MSB) picks a candidate, whose references
         # become the two window pieces.
         done = stages[N + 3]
-        neg = chain["prev"][C - 1]
+        neg = chain["prev"][-1]
         pick = {key: Mux(neg, chain["neg"][key], chain["pos"][key])
                 for key in ("hi", "lo", "index", "sticky")}
 
-        def resolve(r):
-            ones = Const(-1, C)
-            return Mux(r == MIXED_HI, chain["mixed_hi"],
-                       Mux(r == MIXED_LO, chain["mixed_lo"], Mux(r == ONES, ones, 0)))
+        def resolve(r, mixed_hi, mixed_lo, ones):
+            return Mux(r == MIXED_HI, mixed_hi, Mux(r == MIXED_LO, mixed_lo,
+                                                    Mux(r == ONES, ones, 0)))
 
-        lo_zero = Mux(pick["lo"] == MIXED_HI, ~chain["mixed_hi_nz"],
-                      Mux(pick["lo"] == MIXED_LO, ~chain["mixed_lo_nz"], pick["lo"] == ZERO))
-        w_valid, w_bad, w_neg, w_sticky, w_lo_zero = (Signal() for _ in range(5))
-        w_hi, w_lo = Signal(C, reset_less=True), Signal(C, reset_less=True)
+        lo_ref = pick["lo"]
+        lo_zero = (resolve(lo_ref, ~chain["mixed_hi_nz"], ~chain["mixed_lo_nz"], 0)
+                   | (lo_ref == ZERO))
+        # Everything under the window: the pieces under the low one, and its own low bits.
+        under = pick["sticky"] | resolve(lo_ref, chain["mixed_hi_tail"],
+                                         chain["mixed_lo_tail"], 1)
+        w_valid, w_bad, w_neg, w_sticky = (Signal() for _ in range(4))
+        w_cin_lo, w_cin_hi = Signal(), Signal()
+        w_hi, w_lo = Signal(C, reset_less=True), Signal(LOW_BITS, reset_less=True)
         w_index = Signal(range(N), reset_less=True)
         m.d.sync += [
             w_valid.eq(done["valid"] & done["last"]), w_bad.eq(done["bad"]), w_neg.eq(neg),
-            w_hi.eq(resolve(pick["hi"])), w_lo.eq(resolve(pick["lo"])),
-            w_index.eq(pick["index"]), w_sticky.eq(pick["sticky"]), w_lo_zero.eq(lo_zero),
+            w_hi.eq(resolve(pick["hi"], chain["mixed_hi"], 0, Const(-1, C))),
+            w_lo.eq(resolve(lo_ref, chain["mixed_hi"][C - LOW_BITS:], chain["mixed_lo"],
+                            Const(-1, LOW_BITS))),
+            w_index.eq(pick["index"]), w_sticky.eq(under),
+            # The +1 of a negation reaches the window only if everything under it is zero, and
+            # the high piece only if the whole low piece is zero too.
+            w_cin_lo.eq(neg & ~under), w_cin_hi.eq(neg & ~pick["sticky"] & lo_zero),
         ]
 
-        # Rounding stage 2: |x| of a negative sum is ~x + 1, whose +1 reaches the window only if
-        # everything below it is zero, and the high piece only if the low piece is zero too:
-        # two 32-bit increments side by side instead of one 65-bit carry chain.
+        # Rounding stages 2 and 3: |x| of a negative sum is ~x + 1, two increments side by side
+        # instead of one 57-bit carry chain, each in two registered halves (a 32-bit increment
+        # behind its carry-in select was the critical path of several pairs, 5.9-6.2 ns).
+        u_valid, u_bad, u_neg, u_sticky = Signal(), Signal(), Signal(), Signal()
+        u_index = Signal(range(N), reset_less=True)
+
+        def negate_low_half(name, value, cin):
+            """``value ^ neg`` with ``cin`` added to its low half: (low half + carry, top half)."""
+            half = len(value) // 2
+            flipped = value ^ w_neg.replicate(len(value))
+            low = Signal(half + 1, name=f"u_{name}", reset_less=True)
+            top = Signal(len(value) - half, name=f"u_{name}_top", reset_less=True)
+            m.d.sync += [low.eq(flipped[:half] + cin), top.eq(flipped[half:])]
+            return low, top
+
+        u_lo = negate_low_half("lo", w_lo, w_cin_lo)
+        u_hi = negate_low_half("hi", w_hi, w_cin_hi)
+        m.d.sync += [u_valid.eq(w_valid), u_bad.eq(w_bad), u_neg.eq(w_neg),
+                     u_sticky.eq(w_sticky), u_index.eq(w_index)]
+
+        def carry_up(low, top):
+            """The top half plus the low half's carry, over the low half."""
+            return Cat(low[:-1], top + low[-1])
+
         v_valid, v_bad, v_neg, v_sticky = Signal(), Signal(), Signal(), Signal()
-        v_lo, v_hi = Signal(C), Signal(C + 1)
+        v_lo, v_hi = Signal(LOW_BITS), Signal(C + 1)
         v_exp = Signal(signed(11))
-        # Bit 0 of the window (piece index-1) weighs 2**((index - 1) * C + lsb_exp - 254).
+        # Bit 0 of the window (bit C - LOW_BITS of piece index-1) weighs
+        # 2**(index * C - LOW_BITS + lsb_exp - 254).
         m.d.sync += [
-            v_valid.eq(w_valid), v_bad.eq(w_bad), v_neg.eq(w_neg), v_sticky.eq(w_sticky),
-            v_lo.eq(Mux(w_neg, (~w_lo) + ~w_sticky, w_lo)),
-            v_hi.eq(Mux(w_neg, (~w_hi) + (~w_sticky & w_lo_zero), w_hi)),
-            v_exp.eq(w_index * C + (self.lsb_exp - 254 - C)),
+            v_valid.eq(u_valid), v_bad.eq(u_bad), v_neg.eq(u_neg), v_sticky.eq(u_sticky),
+            v_lo.eq(carry_up(*u_lo)),           # a carry out of the low piece is dropped
+            v_hi.eq(carry_up(*u_hi)),
+            v_exp.eq(u_index * C + (self.lsb_exp - 254 - LOW_BITS)),
         ]
         v_mag = Cat(v_lo, v_hi)
         m.d.comb += [

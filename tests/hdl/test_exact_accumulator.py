@@ -1,0 +1,136 @@
+# amaranth: UnusedElaboratable=no
+"""ExactAccumulator in the Amaranth simulator against the exact sum rounded by ``round_to_fp32``.
+
+The core-level co-simulation drives it with random MX blocks; here the group values are built on
+purpose around what the accumulator's pieces make hard: a leading one at the bottom of a piece
+(the result's low bits come from the piece under it), ties broken or not by a bit far below,
+cancellation down to a few bits, negative sums, and groups past the capacity.
+"""
+
+import random
+
+from amaranth.sim import Simulator
+
+from hdl.mx.exact_accumulator import SCALE_SUM_MAX, ExactAccumulator
+from sim.golden.mx import round_to_fp32
+
+SUM_WIDTH, LSB_EXP = 14, -4              # MXFP4 x MXFP4 at block 32
+DIGIT = SUM_WIDTH - 2                    # bits per block term when a value is spread over blocks
+QNAN = 0x7FC00000
+
+
+def spread(value, low):
+    """``value * 2**low`` as block terms ``(sum, scale_sum)`` of DIGIT-bit digits (a negative
+    value as negative digits), or None if a digit would fall outside the scale range."""
+    sign, mag, terms, pos = (-1 if value < 0 else 1), abs(value), [], low
+    while mag:
+        digit = mag & ((1 << DIGIT) - 1)
+        if digit:
+            if not 0 <= pos <= SCALE_SUM_MAX:
+                return None
+            terms.append((sign * digit, pos))
+        mag, pos = mag >> DIGIT, pos + DIGIT
+    return terms
+
+
+def group_values(rng, chunk):
+    """(kind, list of (sum, scale_sum)) for one group."""
+    kind = rng.choice(["random", "piece-bottom", "tie", "tie-broken", "cancel"])
+    if kind == "random":
+        base = rng.randrange(0, SCALE_SUM_MAX + 1)
+        return kind, [(rng.randrange(-(1 << (SUM_WIDTH - 1)), 1 << (SUM_WIDTH - 1)),
+                       min(max(base + rng.randrange(-40, 41), 0), SCALE_SUM_MAX))
+                      for _ in range(rng.randrange(1, 6))]
+    if kind == "cancel":
+        big = rng.getrandbits(60) | 1 << 59
+        small = rng.getrandbits(rng.randrange(1, 30))
+        low = rng.randrange(0, SCALE_SUM_MAX - 70)
+        return kind, (spread(big, low) or []) + (spread(-(big - small), low) or [])
+    if kind == "piece-bottom":
+        # Leading one at bit 0 or 1 of a piece; 30 random bits under it, across two pieces.
+        top = chunk * rng.randrange(1, SCALE_SUM_MAX // chunk) + rng.randrange(2)
+        value = 1 << 30 | rng.getrandbits(30)
+        low = top - 30
+    else:
+        # m + 1/2 in units of the FP32 LSB: a tie; "tie-broken" adds a bit far below it.
+        below = rng.randrange(1, 20) if kind == "tie-broken" else 0
+        value = ((rng.getrandbits(23) | 1 << 23) << 1 | 1) << below | (1 if below else 0)
+        low = rng.randrange(0, SCALE_SUM_MAX - 40)
+    if rng.random() < 0.5:
+        value = -value
+    return kind, spread(value, low) or []
+
+
+def reference(terms, nan):
+    if nan:
+        return QNAN
+    return round_to_fp32(sum(s << scale for s, scale in terms), LSB_EXP - 254)
+
+
+def run(acc, groups, rng):
+    """Drive ``groups`` (lists of (sum, scale_sum, nan)) one block per cycle with random idle
+    cycles; return the results in order."""
+    results = []
+
+    async def bench(ctx):
+        for terms in groups:
+            for k, (s, scale, nan) in enumerate(terms):
+                ctx.set(acc.valid, 1)
+                ctx.set(acc.first, k == 0)
+                ctx.set(acc.last, k == len(terms) - 1)
+                ctx.set(acc.sum, s)
+                ctx.set(acc.scale_sum, scale)
+                ctx.set(acc.nan, nan)
+                await ctx.tick()
+                if ctx.get(acc.o_valid):
+                    results.append(ctx.get(acc.o))
+                while rng.random() < 0.2:
+                    ctx.set(acc.valid, 0)
+                    await ctx.tick()
+                    if ctx.get(acc.o_valid):
+                        results.append(ctx.get(acc.o))
+        ctx.set(acc.valid, 0)
+        for _ in range(acc.latency + 2):
+            await ctx.tick()
+            if ctx.get(acc.o_valid):
+                results.append(ctx.get(acc.o))
+
+    sim = Simulator(acc)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+def test_exact_accumulator_hard_values():
+    rng = random.Random(0xACC)
+    acc = ExactAccumulator(SUM_WIDTH, LSB_EXP)
+    groups, expected, kinds = [], [], {}
+    while len(groups) < 400:
+        kind, terms = group_values(rng, acc.chunk)
+        if not terms:
+            continue
+        rng.shuffle(terms)
+        groups.append([(s, scale, 0) for s, scale in terms])
+        expected.append(reference(terms, False))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    got = run(acc, groups, rng)
+    assert len(got) == len(groups)
+    bad = [(i, hex(g), hex(e)) for i, (g, e) in enumerate(zip(got, expected)) if g != e]
+    assert not bad, bad[:10]
+    assert min(kinds.values()) >= 40, kinds
+
+
+def test_exact_accumulator_capacity_and_nan():
+    """Past ``max_blocks`` a group is NaN, and so is a group with a NaN block; the next group is
+    exact again (``max_blocks`` lowered to 4 so that the limit is reachable)."""
+    rng = random.Random(4)
+    acc = ExactAccumulator(SUM_WIDTH, LSB_EXP)
+    acc.max_blocks = 4
+    groups, expected = [], []
+    for length, nan_at in [(4, None), (5, None), (1, None), (9, None), (4, None), (3, 1),
+                           (2, None), (4, 3), (4, None)]:
+        terms = [(rng.randrange(-4000, 4000), rng.randrange(200, 300)) for _ in range(length)]
+        groups.append([(s, scale, int(k == nan_at)) for k, (s, scale) in enumerate(terms)])
+        expected.append(QNAN if length > 4 or nan_at is not None else reference(terms, False))
+    assert run(acc, groups, rng) == expected
