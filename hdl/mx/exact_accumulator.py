@@ -287,6 +287,12 @@ class ExactAccumulator(BlockAccumulator):
         # piece is the highest nonzero one for a positive sum and the highest not-all-ones one for
         # a negative sum; the sign is only known with the top piece, so the chain keeps one
         # candidate per sign and the sign picks one at the end.
+        # The pieces stay cleared for two cycles after a reset: the select registers and then
+        # the share registers still hold the selects and shares of blocks that were in flight
+        # (resetting the selects instead costs a LUT4 each).
+        after_reset = [Signal(name=f"after_reset{i}", reset_less=True) for i in range(2)]
+        m.d.sync += [after_reset[0].eq(ResetSignal()),
+                     after_reset[1].eq(ResetSignal() | after_reset[0])]
         carry = Const(0)
         chain = None
         for k in range(N):
@@ -313,7 +319,7 @@ class ExactAccumulator(BlockAccumulator):
             m.d.comb += total.eq(acc + share + carry)
             next_carry = Signal(name=f"carry{k + 1}")
             m.d.sync += next_carry.eq(now["valid"] & total[C])
-            with m.If(ResetSignal() | (now["valid"] & now["last"])):
+            with m.If(ResetSignal() | after_reset[1] | (now["valid"] & now["last"])):
                 m.d.sync += acc.eq(0)
             with m.Else():
                 m.d.sync += acc.eq(total[:C])

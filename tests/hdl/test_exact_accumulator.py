@@ -9,6 +9,7 @@ cancellation down to a few bits, negative sums, and groups past the capacity.
 
 import random
 
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from hdl.mx.exact_accumulator import SCALE_SUM_MAX, ExactAccumulator
@@ -67,13 +68,20 @@ def reference(terms, nan):
     return round_to_fp32(sum(s << scale for s, scale in terms), LSB_EXP - 254)
 
 
-def run(acc, groups, rng):
+def run(acc, groups, rng, reset_before=None):
     """Drive ``groups`` (lists of (sum, scale_sum, nan)) one block per cycle with random idle
-    cycles; return the results in order."""
+    cycles; return the results in order. ``reset_before``: index of a group before whose last
+    block the domain reset is pulsed for one cycle (that group and any result in flight are
+    lost)."""
     results = []
+    m = Module()
+    m.domains.sync = sync = ClockDomain()
+    m.submodules.acc = acc
 
     async def bench(ctx):
-        for terms in groups:
+        for g, terms in enumerate(groups):
+            if g == reset_before:
+                terms = terms[:-1]
             for k, (s, scale, nan) in enumerate(terms):
                 ctx.set(acc.valid, 1)
                 ctx.set(acc.first, k == 0)
@@ -89,13 +97,19 @@ def run(acc, groups, rng):
                     await ctx.tick()
                     if ctx.get(acc.o_valid):
                         results.append(ctx.get(acc.o))
+            if g == reset_before:
+                ctx.set(acc.valid, 0)
+                ctx.set(sync.rst, 1)
+                await ctx.tick()
+                ctx.set(sync.rst, 0)
+                results.append("reset")
         ctx.set(acc.valid, 0)
         for _ in range(acc.latency + 2):
             await ctx.tick()
             if ctx.get(acc.o_valid):
                 results.append(ctx.get(acc.o))
 
-    sim = Simulator(acc)
+    sim = Simulator(m)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
@@ -134,3 +148,20 @@ def test_exact_accumulator_capacity_and_nan():
         groups.append([(s, scale, int(k == nan_at)) for k, (s, scale) in enumerate(terms)])
         expected.append(QNAN if length > 4 or nan_at is not None else reference(terms, False))
     assert run(acc, groups, rng) == expected
+
+
+def test_exact_accumulator_one_cycle_reset():
+    """A one-cycle reset in the middle of a group, with the groups before it still in flight:
+    what was in flight is dropped and every group after the reset is exact."""
+    rng = random.Random(7)
+    acc = ExactAccumulator(SUM_WIDTH, LSB_EXP)
+    groups, expected = [], []
+    for _ in range(12):
+        terms = [(rng.randrange(-4000, 4000), rng.randrange(0, 509)) for _ in range(3)]
+        groups.append([(s, scale, 0) for s, scale in terms])
+        expected.append(reference(terms, False))
+    got = run(acc, groups, random.Random(0), reset_before=6)
+    # Some of groups 0..5 are still in flight at the reset; after it, exactly groups 7..11.
+    before = got[:got.index("reset")]
+    assert before == expected[:len(before)] and len(before) < 6
+    assert got[got.index("reset") + 1:] == expected[7:]
