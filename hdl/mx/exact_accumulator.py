@@ -318,7 +318,7 @@ class ExactAccumulator(BlockAccumulator):
             total = Signal(C + 1, name=f"total{k}")
             m.d.comb += total.eq(acc + share + carry)
             next_carry = Signal(name=f"carry{k + 1}")
-            m.d.sync += next_carry.eq(now["valid"] & total[C])
+            m.d.sync += next_carry.eq(total[C])           # an idle piece adds 0: no carry
             with m.If(ResetSignal() | after_reset[1] | (now["valid"] & now["last"])):
                 m.d.sync += acc.eq(0)
             with m.Else():
@@ -349,32 +349,33 @@ class ExactAccumulator(BlockAccumulator):
         w_index = Signal(range(N), reset_less=True)
         m.d.sync += [
             w_valid.eq(done["valid"] & done["last"]), w_bad.eq(done["bad"]), w_neg.eq(neg),
-            w_hi.eq(resolve(pick["hi"], chain["mixed_hi"], 0, Const(-1, C))),
+            # The window of a negative sum is inverted here, in the LUT that resolves it.
+            w_hi.eq(resolve(pick["hi"], chain["mixed_hi"], 0, Const(-1, C)) ^ neg.replicate(C)),
             w_lo.eq(resolve(lo_ref, chain["mixed_hi"][C - LOW_BITS:], chain["mixed_lo"],
-                            Const(-1, LOW_BITS))),
+                            Const(-1, LOW_BITS)) ^ neg.replicate(LOW_BITS)),
             w_index.eq(pick["index"]), w_sticky.eq(under),
             # The +1 of a negation reaches the window only if everything under it is zero, and
             # the high piece only if the whole low piece is zero too.
             w_cin_lo.eq(neg & ~under), w_cin_hi.eq(neg & ~pick["sticky"] & lo_zero),
         ]
 
-        # Rounding stages 2 and 3: |x| of a negative sum is ~x + 1, two increments side by side
-        # instead of one 57-bit carry chain, each in two registered halves (a 32-bit increment
-        # behind its carry-in select was the critical path of several pairs, 5.9-6.2 ns).
+        # Rounding stages 2 and 3: |x| of a negative sum is ~x + 1 (the window is inverted
+        # already), two increments side by side instead of one 57-bit carry chain, each in two
+        # registered halves (a 32-bit increment behind its carry-in select was the critical path
+        # of several pairs, 5.9-6.2 ns).
         u_valid, u_bad, u_neg, u_sticky = Signal(), Signal(), Signal(), Signal()
         u_index = Signal(range(N), reset_less=True)
 
-        def negate_low_half(name, value, cin):
-            """``value ^ neg`` with ``cin`` added to its low half: (low half + carry, top half)."""
+        def increment_low_half(name, value, cin):
+            """``cin`` added to the low half of ``value``: (low half + carry, top half)."""
             half = len(value) // 2
-            flipped = value ^ w_neg.replicate(len(value))
             low = Signal(half + 1, name=f"u_{name}", reset_less=True)
             top = Signal(len(value) - half, name=f"u_{name}_top", reset_less=True)
-            m.d.sync += [low.eq(flipped[:half] + cin), top.eq(flipped[half:])]
+            m.d.sync += [low.eq(value[:half] + cin), top.eq(value[half:])]
             return low, top
 
-        u_lo = negate_low_half("lo", w_lo, w_cin_lo)
-        u_hi = negate_low_half("hi", w_hi, w_cin_hi)
+        u_lo = increment_low_half("lo", w_lo, w_cin_lo)
+        u_hi = increment_low_half("hi", w_hi, w_cin_hi)
         m.d.sync += [u_valid.eq(w_valid), u_bad.eq(w_bad), u_neg.eq(w_neg),
                      u_sticky.eq(w_sticky), u_index.eq(w_index)]
 
