@@ -33,6 +33,13 @@ LOW_BITS = 24
 ZERO, ONES, MIXED_HI, MIXED_LO = range(4)
 
 
+def _copy_slices(width, copies):
+    """``(lo, hi)`` bit ranges of ``width`` bits, one per register copy of a select that steers
+    them (the last copy takes the remainder)."""
+    part = width // copies
+    return [(c * part, width if c == copies - 1 else (c + 1) * part) for c in range(copies)]
+
+
 class ExactAccumulator(BlockAccumulator):
     """Fixed-point accumulator wide enough for every block sum at every scale, rounded once.
 
@@ -177,8 +184,7 @@ class ExactAccumulator(BlockAccumulator):
         # Each flag copy steers its slice of both data pieces.
         for c, flag in enumerate(mixed):
             for key, width, value in (("mixed_hi", C, data), ("mixed_lo", LOW_BITS, state["prev"])):
-                part = width // FLAG_COPIES
-                lo, hi = c * part, (width if c == FLAG_COPIES - 1 else (c + 1) * part)
+                lo, hi = _copy_slices(width, FLAG_COPIES)[c]
                 m.d.sync += new[key][lo:hi].eq(Mux(flag, value[lo:hi], state[key][lo:hi]))
         # A piece leads a positive sum if nonzero and a negative one if not all ones; a
         # uniform leading piece is all ones (positive) or all zeros (negative).
@@ -272,8 +278,9 @@ class ExactAccumulator(BlockAccumulator):
         stages = [s0]
         for k in range(1, N + 4):
             prev, cur = stages[-1], stage_fields(k)
-            keep = ("valid", "last", "bad") if k > N - 1 else ("valid", "last", "bad", "q",
-                                                                "window", "neg")
+            # "sel" is not copied: each stage computes its own (select_next below).
+            keep = ("valid", "last", "bad") if k > N - 1 else tuple(key for key in cur
+                                                                   if key != "sel")
             for key in keep:
                 m.d.sync += cur[key].eq(prev[key])
             if k < N:
@@ -302,9 +309,7 @@ class ExactAccumulator(BlockAccumulator):
             # (the zero case is the register's synchronous reset, so each bit is one LUT4).
             # Each copy of the select steers its slice of the share bits.
             share = Signal(C, name=f"share{k}", reset_less=True)
-            part = C // SELECT_COPIES
-            for c, sel in enumerate(src["sel"]):
-                lo, hi = c * part, (C if c == SELECT_COPIES - 1 else (c + 1) * part)
+            for sel, (lo, hi) in zip(src["sel"], _copy_slices(C, SELECT_COPIES)):
                 value = Const(-1, hi - lo)
                 for j in reversed(range(J)):
                     value = Mux(sel[j], src["window"][j * C + lo:j * C + hi], value)

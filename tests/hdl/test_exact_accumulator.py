@@ -79,6 +79,11 @@ def run(acc, groups, rng, reset_before=None):
     m.submodules.acc = acc
 
     async def bench(ctx):
+        async def tick():
+            await ctx.tick()
+            if ctx.get(acc.o_valid):
+                results.append(ctx.get(acc.o))
+
         for g, terms in enumerate(groups):
             if g == reset_before:
                 terms = terms[:-1]
@@ -89,14 +94,10 @@ def run(acc, groups, rng, reset_before=None):
                 ctx.set(acc.sum, s)
                 ctx.set(acc.scale_sum, scale)
                 ctx.set(acc.nan, nan)
-                await ctx.tick()
-                if ctx.get(acc.o_valid):
-                    results.append(ctx.get(acc.o))
+                await tick()
                 while rng.random() < 0.2:
                     ctx.set(acc.valid, 0)
-                    await ctx.tick()
-                    if ctx.get(acc.o_valid):
-                        results.append(ctx.get(acc.o))
+                    await tick()
             if g == reset_before:
                 ctx.set(acc.valid, 0)
                 ctx.set(sync.rst, 1)
@@ -105,9 +106,7 @@ def run(acc, groups, rng, reset_before=None):
                 results.append("reset")
         ctx.set(acc.valid, 0)
         for _ in range(acc.latency + 2):
-            await ctx.tick()
-            if ctx.get(acc.o_valid):
-                results.append(ctx.get(acc.o))
+            await tick()
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
