@@ -123,6 +123,10 @@ REPORT_KEYS = frozenset({
     "pnr_runs", "wall_seconds", "does_not_fit"})
 
 _NEXTPNR_TOOL = {"ice40": "nextpnr-ice40", "ecp5": "nextpnr-ecp5"}
+#: ECP5 primitives a core may instantiate: (cell, the parameter that asks for it, the
+#: alternative to name on other families).
+_ECP5_PRIMITIVES = (("MULT18X18D", "multipliers=ecp5-dsp", "multipliers=dsp or lut"),
+                    ("CCU2C", "adders=ecp5-ccu2c", "adders=generic"))
 _UNCONSTRAINED = {"ice40": "--pcf-allow-unconstrained", "ecp5": "--lpf-allow-unconstrained"}
 
 #: nextpnr bel type → resource key, for the utilisation that place and route reports.
@@ -460,10 +464,10 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     else:
         design, vtop, harness_cost = component, top, None
     text = verilog.convert(design, name=vtop, emit_src=False)
-    if "MULT18X18D" in text and tgt.family != "ecp5":
-        raise ValueError(f"this core instantiates ECP5 MULT18X18D primitives "
-                         f"(multipliers=ecp5-dsp), which {tgt.name} ({tgt.family}) does not "
-                         f"have; use multipliers=dsp or lut")
+    for primitive, knob, instead in _ECP5_PRIMITIVES:
+        if re.search(rf"\b{primitive}\b", text) and tgt.family != "ecp5":
+            raise ValueError(f"this core instantiates ECP5 {primitive} primitives ({knob}), "
+                             f"which {tgt.name} ({tgt.family}) does not have; use {instead}")
     vsha = hashlib.sha256(text.encode()).hexdigest()
     (work_dir / f"{vtop}.v").write_text(text)
     steps.append({"name": "verilog", "seconds": round(time.monotonic() - ts, 3), "cached": False})

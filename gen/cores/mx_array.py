@@ -18,7 +18,7 @@ from sim.vectors.mx_dot import random_dot_groups
 from ..params import Params, param
 from ..registry import Core, VectorError, register
 from .mx_blocking import BLOCK_SIZES, require
-from .mx_dot_knobs import DotKnobs, accum_param, multipliers_param, pipeline_param
+from .mx_dot_knobs import DotKnobs, accum_param, adders_param, multipliers_param, pipeline_param
 
 ARRAY_SIZES = tuple(range(1, 17))
 #: K blocks of the generated stimulus (user vectors may use any count >= 1).
@@ -40,12 +40,14 @@ class MXArrayParams(DotKnobs, Params):
     accum: str = accum_param("per output across K blocks, as for mx-dot (MX_SPEC §11)")
     pipeline: str = pipeline_param("register placement in every PE, as for mx-dot")
     multipliers: str = multipliers_param()
+    adders: str = adders_param()
 
 
 def _build(p: MXArrayParams):
     from hdl.mx.array import MXArray
     return MXArray(p.rows, p.cols, p.a_format, p.b_format, block_size=p.block_size,
-                   accum=p.accum, pipeline=p.pipeline_value, multipliers=p.multipliers)
+                   accum=p.accum, pipeline=p.pipeline_value, multipliers=p.multipliers,
+                   adders=p.adders)
 
 
 def _top_name(p: MXArrayParams) -> str:

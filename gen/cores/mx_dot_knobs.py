@@ -1,5 +1,6 @@
 """The datapath parameters mx-dot and mx-array share (each mx-array PE is the mx-dot datapath):
-``accum``, ``pipeline``, ``multipliers``, their check, and the module-name suffix they make."""
+``accum``, ``pipeline``, ``multipliers``, ``adders``, their check, and the module-name suffix
+they make."""
 
 from __future__ import annotations
 
@@ -24,14 +25,23 @@ def multipliers_param():
                      "targets only) or in logic (other pairs always use logic)")
 
 
+def adders_param():
+    return param("generic", kind="enum", choices=("generic", "ecp5-ccu2c"),
+                 doc="the exact accumulator's piece adders (generic: inferred, any device; "
+                     "ecp5-ccu2c: ECP5 CCU2C carry chains that also clear the piece, ECP5 "
+                     "targets only: faster, one register per piece bit fewer, one cycle more "
+                     "latency); no effect with accum=fp32")
+
+
 class DotKnobs:
     """Methods of the parameter dataclasses with ``block_size``, ``accum``, ``pipeline`` and
-    ``multipliers`` fields."""
+    ``multipliers``, ``adders`` fields."""
 
     block_size: int
     accum: str
     pipeline: str
     multipliers: str
+    adders: str
 
     def check(self):
         from hdl.mx.dot import resolve_pipeline
@@ -47,8 +57,10 @@ class DotKnobs:
 
     @property
     def datapath_tag(self) -> str:
-        """Module-name suffix: block size, accumulation, register placement, multipliers."""
+        """Module-name suffix: block size, accumulation, register placement, multipliers,
+        adders."""
         pipe = self.pipeline.strip().lower().replace(" ", "")
         pipe = f"p{pipe}" if pipe.isdigit() else pipe
         mul = {"lut": "_lutmul", "ecp5-dsp": "_ecp5dsp"}.get(self.multipliers, "")
-        return f"b{self.block_size}_{self.accum}_{pipe}{mul}"
+        add = "_ccu2c" if self.adders == "ecp5-ccu2c" and self.accum == "exact" else ""
+        return f"b{self.block_size}_{self.accum}_{pipe}{mul}{add}"

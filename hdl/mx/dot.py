@@ -65,7 +65,7 @@ class DotDatapath(wiring.Component):
 
     Parameters
     ----------
-    a_format, b_format, block_size, accum, pipeline, multipliers :
+    a_format, b_format, block_size, accum, pipeline, multipliers, adders :
         As for :class:`MXDot`.
 
     Members
@@ -80,7 +80,7 @@ class DotDatapath(wiring.Component):
     """
 
     def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
-                 multipliers="dsp"):
+                 multipliers="dsp", adders="generic"):
         self.a_format = check_mx_format(a_format, name="a_format")
         self.b_format = check_mx_format(b_format, name="b_format")
         if not (is_int(block_size) and 2 <= block_size <= 64
@@ -96,7 +96,8 @@ class DotDatapath(wiring.Component):
         width = block_sum_width(a_elem, b_elem, block_size)
         lsb_exp = a_elem.lsb_exp + b_elem.lsb_exp
         if accum == "exact":
-            self.accumulator = ExactAccumulator(width, lsb_exp, round_stages=round_stages)
+            self.accumulator = ExactAccumulator(width, lsb_exp, round_stages=round_stages,
+                                                adders=adders)
         else:
             self.accumulator = FP32Accumulator(width, lsb_exp, round_stages=round_stages)
         super().__init__({
@@ -125,7 +126,7 @@ class DotDatapath(wiring.Component):
         }
         if self.accum == "exact":
             out.update(accumulator_bits=acc.width, accumulator_pieces=acc.chunks,
-                       max_group_blocks=acc.max_blocks)
+                       max_group_blocks=acc.max_blocks, adders=acc.adders)
         return out
 
     def elaborate(self, platform):
@@ -171,6 +172,9 @@ class MXDot(wiring.Component):
         Register placement, see :func:`resolve_pipeline`.
     multipliers : {"dsp", "lut", "ecp5-dsp"}
         INT8 x INT8 products in DSP blocks or in logic (see :class:`BlockDotProduct`).
+    adders : {"generic", "ecp5-ccu2c"}
+        The exact accumulator's piece adders (see :class:`ExactAccumulator`); no effect with
+        ``accum="fp32"``.
 
     Members
     -------
@@ -179,9 +183,9 @@ class MXDot(wiring.Component):
     """
 
     def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
-                 multipliers="dsp"):
+                 multipliers="dsp", adders="generic"):
         self.datapath = DotDatapath(a_format, b_format, block_size, accum, pipeline,
-                                    multipliers)
+                                    multipliers, adders)
         self.a_format, self.b_format = self.datapath.a_format, self.datapath.b_format
         self.block_size, self.accum, self.pipeline = block_size, accum, pipeline
         # Results in flight are bounded by the datapath latency: size the FIFO so a consumer

@@ -3,7 +3,8 @@
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed
 
-from hdl.common import is_int
+from hdl.common import check_choice, is_int
+from hdl.common.ecp5_carry import clearable_add
 from hdl.common.fp32 import RoundToFP32
 from hdl.common.pipeline import delay
 
@@ -29,6 +30,8 @@ SELECT_COPIES = 2
 #: its piece, FP32's other 23 significand bits and the guard bit. The bits under them only feed
 #: the sticky bit (a flag per piece), so they are neither carried nor multiplexed.
 LOW_BITS = 24
+#: Implementations of the pieces' adders (see ``ExactAccumulator``).
+ADDERS = ("generic", "ecp5-ccu2c")
 #: Candidate-chain references to a window piece (see ``ExactAccumulator._chain_stage``).
 ZERO, ONES, MIXED_HI, MIXED_LO = range(4)
 
@@ -75,17 +78,28 @@ class ExactAccumulator(BlockAccumulator):
         must supply the 24 bits under a leading one at the bottom of its piece).
     round_stages : int
         Register stages inside :class:`RoundToFP32`.
+    adders : {"generic", "ecp5-ccu2c"}
+        The pieces' adders. ``"generic"``: inferred, any device; a piece register clears by its
+        synchronous reset after a group's last block and a second register copies the adder
+        output for the candidate chain. ``"ecp5-ccu2c"`` (ECP5 only): ECP5 carry chains that
+        clear the piece operand in their own LUT4s (:func:`hdl.common.ecp5_carry.clearable_add`),
+        so the piece register is the adder's only load, packed beside its chain, and the
+        candidate chain reads it directly (one register per piece bit fewer, one cycle more
+        latency: the zero / all-ones flags are taken from the register, not the adder).
 
     Members
     -------
     As for :class:`BlockAccumulator`.
     """
 
-    def __init__(self, sum_width, lsb_exp, *, chunk=32, round_stages=2):
+    def __init__(self, sum_width, lsb_exp, *, chunk=32, round_stages=2, adders="generic"):
         if not (is_int(chunk) and 32 <= chunk <= 64 and chunk % 8 == 0):
             raise ValueError(f"chunk must be a multiple of 8 in 32..64, not {chunk!r}")
         super().__init__(sum_width, lsb_exp)
         self.chunk = chunk
+        self.adders = check_choice("adders", adders, ADDERS)
+        # Cycles from a piece's adder to its zero / all-ones flags' first level.
+        self._flag_delay = 0 if self.adders == "generic" else 1
         self.chunks = -(-(sum_width + SCALE_SUM_MAX + MIN_GUARD) // chunk)
         self.width = self.chunks * chunk
         # |partial sum| <= n * 2**(sum_width - 1) * 2**508 must stay below 2**(width - 1).
@@ -100,14 +114,16 @@ class ExactAccumulator(BlockAccumulator):
     def latency(self):
         """Cycles from a group's last block at the inputs to ``o_valid``."""
         # two entry registers (coarse, fine shift), one stage per piece, the candidate chain's
-        # three registers behind the top piece's adder, the candidate pick, the negation (two
-        # registered halves), the rounder and the output register.
-        return 2 + self.chunks + 3 + 1 + 2 + self.rounder.latency + 1
+        # three (ecp5-ccu2c: four) registers behind the top piece's adder, the candidate pick,
+        # the negation (two registered halves), the rounder and the output register.
+        return 2 + self.chunks + 3 + self._flag_delay + 1 + 2 + self.rounder.latency + 1
 
-    def _chain_stage(self, m, k, total, state):
-        """Candidate-chain stage ``k``: registers piece ``k`` (``total``, this cycle's adder
-        output), its flags one cycle later, and one cycle after that the choice among pieces
-        ``0..k``. Returns the stage's state registers, three cycles behind the adder.
+    def _chain_stage(self, m, k, total, piece, state):
+        """Candidate-chain stage ``k``: from piece ``k`` (``total``, this cycle's adder output,
+        and ``piece``, the register holding it next cycle) its flags, and one cycle after them
+        the choice among pieces ``0..k``. Returns the stage's state registers, three cycles
+        behind the adder (four with the ``ecp5-ccu2c`` adders, whose flags start from
+        ``piece``: the adder output has no load but the piece register there).
 
         Only one pair of pieces is carried as data: ``mixed`` = the highest *mixed* piece so far
         (neither all zeros nor all ones; piece 0 to begin with) and the piece under it. A mixed
@@ -119,12 +135,16 @@ class ExactAccumulator(BlockAccumulator):
         compared with carrying two data candidates.
         """
         C, N = self.chunk, self.chunks
-        piece = Signal(C, name=f"piece{k}", reset_less=True)
-        m.d.sync += piece.eq(total)
-        # The zero / all-ones tests of the piece in two steps: per FLAG_GROUP bits beside the
-        # piece register, then across the groups. As one 32-bit test after the piece register it
-        # was the critical path of most pairs (6.1-6.7 ns, three LUT levels and their routing).
-        groups = [total[i:i + FLAG_GROUP] for i in range(0, C, FLAG_GROUP)]
+        # The zero / all-ones tests of the piece in two steps: per FLAG_GROUP bits, then across
+        # the groups. As one 32-bit test after the piece register it was the critical path of
+        # most pairs (6.1-6.7 ns, three LUT levels and their routing).
+        if self._flag_delay:
+            source = piece
+            piece = Signal(C, name=f"piece{k}_d1", reset_less=True)
+            m.d.sync += piece.eq(source)
+        else:
+            source = total
+        groups = [source[i:i + FLAG_GROUP] for i in range(0, C, FLAG_GROUP)]
         any_g = Signal(len(groups), name=f"piece{k}_any", reset_less=True)
         all_g = Signal(len(groups), name=f"piece{k}_all", reset_less=True)
         m.d.sync += [any_g.eq(Cat(g.any() for g in groups)),
@@ -276,7 +296,7 @@ class ExactAccumulator(BlockAccumulator):
 
         # Delay line: stage k holds the block piece k works on next cycle.
         stages = [s0]
-        for k in range(1, N + 4):
+        for k in range(1, N + 4 + self._flag_delay):
             prev, cur = stages[-1], stage_fields(k)
             # "sel" is not copied: each stage computes its own (select_next below).
             keep = ("valid", "last", "bad") if k > N - 1 else tuple(key for key in cur
@@ -314,26 +334,40 @@ class ExactAccumulator(BlockAccumulator):
                 for j in reversed(range(J)):
                     value = Mux(sel[j], src["window"][j * C + lo:j * C + hi], value)
                 m.d.sync += share[lo:hi].eq(Mux(sel.any(), value, 0))
-            # The piece clears itself after a group's last block, so the next group starts at 0
-            # with no mux in front of the adder. The clear and the domain reset are one
-            # condition, so they map to the register's one synchronous reset: as a domain reset
-            # plus a clear mux the piece cost a LUT4 per bit (31 per piece). Without a block the
-            # share and the carry are zero, so the piece holds its value with no enable either.
+            # The piece starts again from 0 after a group's last block (and after a reset).
+            # Without a block the share and the carry are zero, so the piece holds its value
+            # with no enable.
+            clear = ResetSignal() | after_reset[1] | (now["valid"] & now["last"])
             acc = Signal(C, name=f"acc{k}", reset_less=True)
-            total = Signal(C + 1, name=f"total{k}")
-            m.d.comb += total.eq(acc + share + carry)
+            if self.adders == "generic":
+                # The clear and the domain reset are one condition, so they map to the
+                # register's one synchronous reset: as a domain reset plus a clear mux the piece
+                # cost a LUT4 per bit (31 per piece). The candidate chain needs the group's sum,
+                # so it keeps its own register of the adder output.
+                total = Signal(C + 1, name=f"total{k}")
+                m.d.comb += total.eq(acc + share + carry)
+                with m.If(clear):
+                    m.d.sync += acc.eq(0)
+                with m.Else():
+                    m.d.sync += acc.eq(total[:C])
+                piece = Signal(C, name=f"piece{k}", reset_less=True)
+                m.d.sync += piece.eq(total[:C])
+            else:
+                # The register always takes the sum; the next cycle's adder ignores it after a
+                # clear, in the carry chain's own LUT4s. It is the chain's piece register too.
+                fresh = Signal(name=f"fresh{k}", reset_less=True)
+                m.d.sync += fresh.eq(clear)
+                total = clearable_add(m, acc, share, carry, fresh, f"piece{k}_add")
+                m.d.sync += acc.eq(total[:C])
+                piece = acc
             next_carry = Signal(name=f"carry{k + 1}")
             m.d.sync += next_carry.eq(total[C])           # an idle piece adds 0: no carry
-            with m.If(ResetSignal() | after_reset[1] | (now["valid"] & now["last"])):
-                m.d.sync += acc.eq(0)
-            with m.Else():
-                m.d.sync += acc.eq(total[:C])
             carry = next_carry
-            chain = self._chain_stage(m, k, total[:C], chain)
+            chain = self._chain_stage(m, k, total[:C], piece, chain)
 
         # Rounding stage 1: the sign (the top piece's MSB) picks a candidate, whose references
         # become the two window pieces.
-        done = stages[N + 3]
+        done = stages[N + 3 + self._flag_delay]
         neg = chain["prev"][-1]
         pick = {key: Mux(neg, chain["neg"][key], chain["pos"][key])
                 for key in ("hi", "lo", "index", "sticky")}

@@ -594,6 +594,35 @@ def test_ecp5_primitive_on_another_family_is_one_clear_error(tmp_path):
         synthesize(TinyMult(), "tiny_mult", "ice40-up5k", work_dir=tmp_path)
 
 
+class TinyClearableAdd(wiring.Component):
+    """An 8-bit accumulator on ECP5 CCU2C cells (hdl.common.ecp5_carry)."""
+    x: In(8)
+    clear: In(1)
+    total: Out(8)
+
+    def elaborate(self, platform):
+        from hdl.common.ecp5_carry import clearable_add
+        m = Module()
+        acc = Signal(8)
+        m.d.sync += acc.eq(clearable_add(m, acc, self.x, 0, self.clear, "add")[:8])
+        m.d.comb += self.total.eq(acc)
+        return m
+
+
+def test_ecp5_carry_cells_on_another_family_are_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"instantiates ECP5 CCU2C primitives "
+                                         r"\(adders=ecp5-ccu2c\), which ice40-up5k \(ice40\) "
+                                         r"does not have; use adders=generic"):
+        synthesize(TinyClearableAdd(), "tiny_add", "ice40-up5k", work_dir=tmp_path)
+
+
+def test_ecp5_clearable_add_is_carry_cells_and_registers_only(tmp_path):
+    """Yosys keeps the 4 CCU2C cells of an 8-bit clearable accumulator: the clear costs no LUT4."""
+    r = synthesize(TinyClearableAdd(), "tiny_add", "ecp5-25k", seeds=[1], work_dir=tmp_path,
+                   harness=False)
+    assert (r["cells"]["carry"], r["cells"]["lut4"], r["cells"]["ff"]) == (4, 0, 8)
+
+
 def test_ecp5_registered_multiply_maps_to_one_dsp_with_its_registers(tmp_path):
     """Yosys keeps the instance (1 MULT18X18D, no fabric flip-flops around it)."""
     r = synthesize(TinyMult(), "tiny_mult", "ecp5-25k", seeds=[1], work_dir=tmp_path,

@@ -116,9 +116,32 @@ def test_ecp5_registered_dsp_every_product(work_dir):
           vectors=product_sweep("mxint8", "mxint8", 32))
 
 
-@pytest.mark.parametrize("blocks", [1, 2, 17])
-@pytest.mark.parametrize("accum", ["exact", "fp32"])
-def test_group_lengths(blocks, accum, work_dir):
+#: adders=ecp5-ccu2c (the exact accumulator's pieces on ECP5 CCU2C cells, simulated through
+#: sim/models/CCU2C.v): (A, B, extra parameters, simulator).
+CCU2C_CASES = [("mxfp4_e2m1", "mxfp4_e2m1", (), "verilator"),
+               ("mxint8", "mxint8", ("multipliers=ecp5-dsp",), "verilator"),
+               ("mxfp8_e5m2", "mxfp6_e2m3", (), "verilator"),
+               ("mxfp4_e2m1", "mxfp4_e2m1", (), "icarus"),
+               ("mxfp8_e4m3", "mxint8", (), "icarus")]
+
+
+@pytest.mark.parametrize("a, b, extra, sim", CCU2C_CASES,
+                         ids=[f"{a}-{b}-{sim}" for a, b, _, sim in CCU2C_CASES])
+def test_ecp5_ccu2c_adders(a, b, extra, sim, work_dir):
+    """adders=ecp5-ccu2c: random groups and every corner kind (Icarus also starts from X in
+    every register the reset does not clear)."""
+    check(pair_params(a, b, "adders=ecp5-ccu2c", *extra), sim, work_dir,
+          n=GROUPS if sim == "verilator" else 500)
+
+
+GROUP_LENGTH_CASES = [(blocks, accum, "generic") for accum in ("exact", "fp32")
+                      for blocks in (1, 2, 17)] + [(1, "exact", "ecp5-ccu2c"),
+                                                   (17, "exact", "ecp5-ccu2c")]
+
+
+@pytest.mark.parametrize("blocks, accum, adders", GROUP_LENGTH_CASES,
+                         ids=[f"{n}-{acc}-{add}" for n, acc, add in GROUP_LENGTH_CASES])
+def test_group_lengths(blocks, accum, adders, work_dir):
     """Groups of 1 block (a result every cycle), 2 and 17 blocks, corners and random, from a
     vectors dict as `verify --vectors` passes it."""
     a, b = "mxfp6_e2m3", "mxint8"
@@ -126,7 +149,8 @@ def test_group_lengths(blocks, accum, work_dir):
     corner = corner_dot_groups(a, b, 32, blocks)
     rand = random_dot_groups(rng, a, b, 600, blocks, 32)
     vectors = {k: np.concatenate([corner[k], rand[k]]) for k in corner}
-    check(pair_params(a, b, f"accum={accum}"), "verilator", work_dir, vectors=vectors)
+    check(pair_params(a, b, f"accum={accum}", f"adders={adders}"), "verilator", work_dir,
+          vectors=vectors)
 
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])

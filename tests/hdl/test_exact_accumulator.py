@@ -5,19 +5,42 @@ The core-level co-simulation drives it with random MX blocks; here the group val
 purpose around what the accumulator's pieces make hard: a leading one at the bottom of a piece
 (the result's low bits come from the piece under it), ties broken or not by a bit far below,
 cancellation down to a few bits, negative sums, and groups past the capacity.
+
+Both piece-adder implementations run. The Amaranth simulator cannot run the ECP5 ``CCU2C`` cells
+of ``adders="ecp5-ccu2c"``, so there :func:`hdl.common.ecp5_carry.clearable_add` is replaced by
+the sum it computes, which checks everything around it (the clear one cycle after a group's last
+block, the flags taken from the piece register); the cells themselves are checked through
+``sim/models/CCU2C.v`` by the core co-simulation (tests/cores/test_mx_dot_cosim.py).
 """
 
 import random
 
-from amaranth.hdl import ClockDomain, Module
+import pytest
+from amaranth.hdl import ClockDomain, Module, Mux, Signal
 from amaranth.sim import Simulator
 
-from hdl.mx.exact_accumulator import SCALE_SUM_MAX, ExactAccumulator
+from hdl.mx import exact_accumulator
+from hdl.mx.exact_accumulator import ADDERS, SCALE_SUM_MAX, ExactAccumulator
 from sim.golden.mx import round_to_fp32
 
 SUM_WIDTH, LSB_EXP = 14, -4              # MXFP4 x MXFP4 at block 32
 DIGIT = SUM_WIDTH - 2                    # bits per block term when a value is spread over blocks
 QNAN = 0x7FC00000
+
+
+def behavioral_clearable_add(m, acc, addend, cin, clear, name):
+    """What the CCU2C chain of ``clearable_add`` computes, for the Amaranth simulator."""
+    total = Signal(len(acc) + 1, name=f"{name}_sum")
+    m.d.comb += total.eq(Mux(clear, 0, acc) + addend + cin)
+    return total
+
+
+@pytest.fixture(params=ADDERS)
+def make_acc(request, monkeypatch):
+    """``ExactAccumulator(SUM_WIDTH, LSB_EXP)`` with each piece-adder implementation."""
+    if request.param == "ecp5-ccu2c":
+        monkeypatch.setattr(exact_accumulator, "clearable_add", behavioral_clearable_add)
+    return lambda: ExactAccumulator(SUM_WIDTH, LSB_EXP, adders=request.param)
 
 
 def spread(value, low):
@@ -115,9 +138,9 @@ def run(acc, groups, rng, reset_before=None):
     return results
 
 
-def test_exact_accumulator_hard_values():
+def test_exact_accumulator_hard_values(make_acc):
     rng = random.Random(0xACC)
-    acc = ExactAccumulator(SUM_WIDTH, LSB_EXP)
+    acc = make_acc()
     groups, expected, kinds = [], [], {}
     while len(groups) < 400:
         kind, terms = group_values(rng, acc.chunk)
@@ -134,11 +157,11 @@ def test_exact_accumulator_hard_values():
     assert min(kinds.values()) >= 40, kinds
 
 
-def test_exact_accumulator_capacity_and_nan():
+def test_exact_accumulator_capacity_and_nan(make_acc):
     """Past ``max_blocks`` a group is NaN, and so is a group with a NaN block; the next group is
     exact again (``max_blocks`` lowered to 4 so that the limit is reachable)."""
     rng = random.Random(4)
-    acc = ExactAccumulator(SUM_WIDTH, LSB_EXP)
+    acc = make_acc()
     acc.max_blocks = 4
     groups, expected = [], []
     for length, nan_at in [(4, None), (5, None), (1, None), (9, None), (4, None), (3, 1),
@@ -149,11 +172,11 @@ def test_exact_accumulator_capacity_and_nan():
     assert run(acc, groups, rng) == expected
 
 
-def test_exact_accumulator_one_cycle_reset():
+def test_exact_accumulator_one_cycle_reset(make_acc):
     """A one-cycle reset in the middle of a group, with the groups before it still in flight:
     what was in flight is dropped and every group after the reset is exact."""
     rng = random.Random(7)
-    acc = ExactAccumulator(SUM_WIDTH, LSB_EXP)
+    acc = make_acc()
     groups, expected = [], []
     for _ in range(12):
         terms = [(rng.randrange(-4000, 4000), rng.randrange(0, 509)) for _ in range(3)]
@@ -164,3 +187,17 @@ def test_exact_accumulator_one_cycle_reset():
     before = got[:got.index("reset")]
     assert before == expected[:len(before)] and len(before) < 6
     assert got[got.index("reset") + 1:] == expected[7:]
+
+
+def test_ecp5_ccu2c_adders_cost_a_cycle_and_no_piece_copy():
+    """The piece register is the chain's piece: one cycle more latency, same capacity."""
+    generic = ExactAccumulator(SUM_WIDTH, LSB_EXP)
+    ccu2c = ExactAccumulator(SUM_WIDTH, LSB_EXP, adders="ecp5-ccu2c")
+    assert ccu2c.latency == generic.latency + 1
+    assert (ccu2c.width, ccu2c.max_blocks) == (generic.width, generic.max_blocks)
+
+
+def test_adders_error_names_the_parameter():
+    with pytest.raises(ValueError, match="adders must be one of 'generic', 'ecp5-ccu2c'; "
+                                         "not 'ccu2c'"):
+        ExactAccumulator(SUM_WIDTH, LSB_EXP, adders="ccu2c")

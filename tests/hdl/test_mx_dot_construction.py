@@ -82,6 +82,9 @@ def test_constructor_errors_name_the_parameter():
     with pytest.raises(ValueError,
                        match="multipliers must be one of 'dsp', 'lut', 'ecp5-dsp', not 'auto'"):
         MXDot("mxint8", "mxint8", multipliers="auto")
+    with pytest.raises(ValueError,
+                       match="adders must be one of 'generic', 'ecp5-ccu2c'; not 'ecp5'"):
+        MXDot("mxint8", "mxint8", adders="ecp5")
     with pytest.raises(ValueError, match="rows must be an integer in 1..16, not 0"):
         MXArray(0, 2, "mxint8", "mxint8")
     e = mx_format("mxint8").element
