@@ -82,8 +82,8 @@ class MXArray(wiring.Component):
     @property
     def latency(self):
         """Cycles from the handshake of a tile's last beat to its results on ``o`` (``o.ready``
-        held high): input register, edge skew, PE datapath, FIFO."""
-        return 1 + self.skew + self.pes[0][0].latency + 1
+        held high): input register, edge skew, PE datapath, FIFO, output register."""
+        return 1 + self.skew + self.pes[0][0].latency + 1 + 1
 
     @property
     def details(self):
@@ -104,7 +104,8 @@ class MXArray(wiring.Component):
         done = Signal()
         results = Signal(32 * R * C)
         valid, first, last, payload = stream_shell(
-            m, self.i, self.o, result_valid=done, result=results, depth=self.fifo_depth)
+            m, self.i, self.o, result_valid=done, result=results, depth=self.fifo_depth,
+            output_register=True)
 
         # Edge skew: row r's A blocks (with the control bits) wait r cycles, column c's B blocks
         # wait c cycles; then every PE passes A right and B down through one register.

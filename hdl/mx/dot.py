@@ -211,8 +211,8 @@ class MXDot(wiring.Component):
     @property
     def latency(self):
         """Cycles from the handshake of a group's last beat to its result on ``o`` (``o.ready``
-        held high): input register, datapath, FIFO."""
-        return 1 + self.datapath.latency + 1
+        held high): input register, datapath, FIFO, output register."""
+        return 1 + self.datapath.latency + 1 + 1
 
     @property
     def throughput(self):
@@ -226,7 +226,8 @@ class MXDot(wiring.Component):
         m = Module()
         m.submodules.datapath = dp = self.datapath
         valid, first, last, payload = stream_shell(
-            m, self.i, self.o, result_valid=dp.o_valid, result=dp.o, depth=self.fifo_depth)
+            m, self.i, self.o, result_valid=dp.o_valid, result=dp.o, depth=self.fifo_depth,
+            output_register=True)
         m.d.comb += [
             dp.a.eq(Cat(payload.a_scale, payload.a_codes.as_value())),
             dp.b.eq(Cat(payload.b_scale, payload.b_codes.as_value())),

@@ -17,6 +17,10 @@ __all__ = ["ExactAccumulator"]
 SCALE_SUM_MAX = 508
 #: Guard bits at least reserved above the largest block term for the group-length capacity.
 MIN_GUARD = 16
+#: log2 of the largest group length counted: the piece padding would allow up to 2**47 blocks
+#: (MXINT8), but a 48-bit block counter's carry chain into the NaN flag was MXINT8's critical
+#: path, and 2**24 blocks (2**29 elements at block 32, 84 ms at 200 MHz) is plenty for one dot.
+MAX_GROUP_BLOCKS_LOG2 = 24
 #: The entry shift's fine step (the coarse step shifts by multiples of it).
 FINE_SHIFT = 8
 #: Copies of each piece's "mixed" flag in the candidate chain: each drives a part of the mux.
@@ -61,8 +65,9 @@ class ExactAccumulator(BlockAccumulator):
     only picks a candidate, negates a negative window and rounds it with :class:`RoundToFP32`.
     Any number of groups are in flight; one block per cycle.
 
-    Capacity: a group of up to :attr:`max_blocks` blocks is exact. A longer group, or a group
-    with a NaN block, gives the canonical NaN ``0x7FC00000`` (never a wrapped sum).
+    Capacity: a group of up to :attr:`max_blocks` blocks is exact (what the width allows, at
+    most ``2**MAX_GROUP_BLOCKS_LOG2``). A longer group, or a group with a NaN block, gives the
+    canonical NaN ``0x7FC00000`` (never a wrapped sum).
 
     The datapath is free-running: ``valid`` travels with each block; ``o_valid`` pulses with a
     group's result :attr:`latency` cycles after its last block.
@@ -103,7 +108,7 @@ class ExactAccumulator(BlockAccumulator):
         self.chunks = -(-(sum_width + SCALE_SUM_MAX + MIN_GUARD) // chunk)
         self.width = self.chunks * chunk
         # |partial sum| <= n * 2**(sum_width - 1) * 2**508 must stay below 2**(width - 1).
-        self.max_blocks = 1 << (self.width - sum_width - SCALE_SUM_MAX)
+        self.max_blocks = 1 << min(self.width - sum_width - SCALE_SUM_MAX, MAX_GROUP_BLOCKS_LOG2)
         # A block term spans this many pieces once shifted by scale_sum % chunk.
         self.window_chunks = -(-(sum_width + chunk - 1) // chunk)
         # The rounder's input: the leading piece with its negation carry, over LOW_BITS of the
@@ -232,8 +237,10 @@ class ExactAccumulator(BlockAccumulator):
         assert self.max_blocks == 1 << top
         g_bad = Signal()
         g_index = Signal(top + 1, reset_less=True)          # blocks so far in the group, - 1
-        index_now = Mux(self.first, 0, g_index + 1)
-        bad_now = self.nan | index_now[top] | (~self.first & g_bad)
+        # Bit P of g_index + 1 without the increment's carry chain (as that chain's top bit
+        # into the entry register's NaN flag it was the critical path of MXINT8, 5.4 ns).
+        past_capacity = g_index[top] ^ g_index[:top].all()
+        bad_now = self.nan | (~self.first & (past_capacity | g_bad))
         with m.If(self.valid & self.first):
             m.d.sync += g_index.eq(0)
         with m.Elif(self.valid):
