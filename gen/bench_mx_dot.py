@@ -62,8 +62,8 @@ def _checks(row: dict) -> dict:
     return out
 
 
-#: On ECP5 the exact accumulator's pieces go on CCU2C chains (adders=ecp5-ccu2c): 1.2-1.3x the
-#: Fmax of the inferred adders for the headline pairs, one register per piece bit fewer.
+#: On ECP5 the exact accumulator's pieces go on CCU2C chains (adders=ecp5-ccu2c): with the
+#: result FIFO's output register, 1.16-1.21x the Fmax of 1f39ec8 for the headline pairs.
 ECP5_ADDERS = "adders=ecp5-ccu2c"
 
 

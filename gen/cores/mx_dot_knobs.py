@@ -29,8 +29,8 @@ def adders_param():
     return param("generic", kind="enum", choices=("generic", "ecp5-ccu2c"),
                  doc="the exact accumulator's piece adders (generic: inferred, any device; "
                      "ecp5-ccu2c: ECP5 CCU2C carry chains that also clear the piece, ECP5 "
-                     "targets only: faster, one register per piece bit fewer, one cycle more "
-                     "latency); no effect with accum=fp32")
+                     "targets only: faster, one cycle more latency); no effect with "
+                     "accum=fp32")
 
 
 class DotKnobs:

@@ -89,8 +89,8 @@ class ExactAccumulator(BlockAccumulator):
         output for the candidate chain. ``"ecp5-ccu2c"`` (ECP5 only): ECP5 carry chains that
         clear the piece operand in their own LUT4s (:func:`hdl.common.ecp5_carry.clearable_add`),
         so the piece register is the adder's only load, packed beside its chain, and the
-        candidate chain reads it directly (one register per piece bit fewer, one cycle more
-        latency: the zero / all-ones flags are taken from the register, not the adder).
+        candidate chain reads it directly; its zero / all-ones flags are taken from that register,
+        not the adder (one cycle more latency, and a delay register where the copy was).
 
     Members
     -------
