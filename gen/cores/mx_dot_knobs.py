@@ -27,10 +27,10 @@ def multipliers_param():
 
 def adders_param():
     return param("generic", kind="enum", choices=("generic", "ecp5-ccu2c"),
-                 doc="the exact accumulator's piece adders (generic: inferred, any device; "
-                     "ecp5-ccu2c: ECP5 CCU2C carry chains that also clear the piece, ECP5 "
-                     "targets only: faster, one cycle more latency); no effect with "
-                     "accum=fp32")
+                 doc="adders (generic: inferred, any device; ecp5-ccu2c: ECP5 CCU2C carry "
+                     "chains, ECP5 targets only, that apply the product signs in the block's "
+                     "first adder level and clear the exact accumulator's pieces: fewer LUT4s, "
+                     "faster, one cycle more latency with accum=exact)")
 
 
 class DotKnobs:
@@ -62,5 +62,5 @@ class DotKnobs:
         pipe = self.pipeline.strip().lower().replace(" ", "")
         pipe = f"p{pipe}" if pipe.isdigit() else pipe
         mul = {"lut": "_lutmul", "ecp5-dsp": "_ecp5dsp"}.get(self.multipliers, "")
-        add = "_ccu2c" if self.adders == "ecp5-ccu2c" and self.accum == "exact" else ""
+        add = "_ccu2c" if self.adders == "ecp5-ccu2c" else ""
         return f"b{self.block_size}_{self.accum}_{pipe}{mul}{add}"

@@ -4,7 +4,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.common import is_int
+from hdl.common import check_choice, is_int
+from hdl.common.ecp5_carry import ADDERS, xor_add
 from hdl.common.ecp5_mult import MULT_LATENCY, registered_multiply
 from hdl.common.pipeline import delay
 from hdl.formats import ElementFormat
@@ -147,6 +148,13 @@ class BlockDotProduct(wiring.Component):
         with its input and output registers in use, see :mod:`hdl.common.ecp5_mult`; ECP5
         only) or ``"lut"`` (shift-and-add in logic, like every other pair; for arrays with more
         lanes than the device has DSPs). Other pairs always use logic.
+    adders : {"generic", "ecp5-ccu2c"}
+        The first level of the adder tree. ``"generic"``: inferred adders, each product made
+        signed by a LUT4 per bit (``magnitude ^ -neg``) in front of them. ``"ecp5-ccu2c"`` (ECP5
+        only): ECP5 carry chains that apply both products' signs in their own LUT4s
+        (:func:`hdl.common.ecp5_carry.xor_add`), so the product registers hold magnitudes. Both
+        add the ``+neg`` of every negative product in one more tree leaf. No effect on INT8 x
+        INT8 in DSP blocks (signed products).
 
     Members
     -------
@@ -163,7 +171,7 @@ class BlockDotProduct(wiring.Component):
     """
 
     def __init__(self, a_elem, b_elem, block_size, *, tree_stages, multipliers="dsp",
-                 product_stages=1):
+                 product_stages=1, adders="generic"):
         for name, elem in (("a_elem", a_elem), ("b_elem", b_elem)):
             if not isinstance(elem, ElementFormat):
                 raise TypeError(f"{name} must be an ElementFormat, not {elem!r}")
@@ -180,6 +188,7 @@ class BlockDotProduct(wiring.Component):
             raise ValueError(f"multipliers must be one of {', '.join(map(repr, MULTIPLIERS))}, "
                              f"not {multipliers!r}")
         self.multipliers = multipliers
+        self.adders = check_choice("adders", adders, ADDERS)
         # INT8 x INT8 as one signed multiply per lane (DSP), not shift-and-add in logic.
         self.dsp_products = not a_elem.is_float and not b_elem.is_float and multipliers != "lut"
         # At 200 MHz the decoded operands get a register of their own when the decode and the
@@ -206,6 +215,8 @@ class BlockDotProduct(wiring.Component):
         self.split_product = (product_stages == 2 and not self.dsp_products
                               and all(w >= least for w, least in zip(sig_bits,
                                                                      SPLIT_PRODUCT_BITS)))
+        # Sign-magnitude products summed pairwise on carry chains that apply the signs.
+        self.xor_leaves = adders == "ecp5-ccu2c" and not self.dsp_products
         if multipliers == "ecp5-dsp" and self.dsp_products:
             self.product_stages = MULT_LATENCY
         else:
@@ -289,10 +300,16 @@ class BlockDotProduct(wiring.Component):
                 mag = (fine << Cat(Const(0, fine_bits), coarse))[:pw]
             else:
                 mag = (sig << shift)[:pw]
-            # (mag ^ -neg) + neg == (neg ? -mag : mag); the +neg goes into one shared leaf.
-            leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
+            # (mag ^ -neg) + neg == (neg ? -mag : mag); the +neg goes into one shared leaf. The
+            # XOR is a LUT4 per bit here, or part of the first tree level's carry chains.
             sign = Signal(name=f"neg{j}", reset_less=True)
-            m.d.sync += [leaf.eq(Cat(mag, Const(0, 1)) ^ neg.replicate(pw + 1)), sign.eq(neg)]
+            if self.xor_leaves:
+                leaf = Signal(pw, name=f"mag{j}", reset_less=True)
+                m.d.sync += [leaf.eq(mag), sign.eq(neg)]
+            else:
+                leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
+                m.d.sync += [leaf.eq(Cat(mag, Const(0, 1)) ^ neg.replicate(pw + 1)),
+                             sign.eq(neg)]
             leaves.append(leaf)
             signs.append(sign)
             if a_elem.nan_mantissas or a_elem.has_inf or b_elem.nan_mantissas or b_elem.has_inf:
@@ -317,13 +334,20 @@ class BlockDotProduct(wiring.Component):
         levels = tree_levels(n)
         cut_after = {round(levels * (k + 1) / self.tree_stages) for k in range(self.tree_stages)} \
             if self.tree_stages else set()
-        trees = [leaves, signs, nans]
+        # With xor_leaves the first level adds (a ^ -na) + (b ^ -nb) + na: only the odd lanes'
+        # +nb are left to count.
+        trees = [leaves, signs[1::2] if self.xor_leaves else signs, nans]
         side = [scale_nan, scale_sum]
         for level in range(1, levels + 1):
             for t, values in enumerate(trees):
                 if len(values) > 1:
-                    paired = [a | b if t == 2 else a + b
-                              for a, b in zip(values[0::2], values[1::2])]
+                    if t == 0 and level == 1 and self.xor_leaves:
+                        paired = [xor_add(m, a, na, b, nb, na, f"t1_xor{k}")
+                                  for k, (a, na, b, nb) in enumerate(zip(
+                                      values[0::2], signs[0::2], values[1::2], signs[1::2]))]
+                    else:
+                        paired = [a | b if t == 2 else a + b
+                                  for a, b in zip(values[0::2], values[1::2])]
                     if len(values) % 2:
                         paired.append(values[-1])
                     trees[t] = paired

@@ -92,7 +92,8 @@ class DotDatapath(wiring.Component):
         tree_stages, round_stages, product_stages = resolve_pipeline(pipeline, block_size)
         a_elem, b_elem = self.a_format.element, self.b_format.element
         self.block_dot = BlockDotProduct(a_elem, b_elem, block_size, tree_stages=tree_stages,
-                                         multipliers=multipliers, product_stages=product_stages)
+                                         multipliers=multipliers, product_stages=product_stages,
+                                         adders=adders)
         width = block_sum_width(a_elem, b_elem, block_size)
         lsb_exp = a_elem.lsb_exp + b_elem.lsb_exp
         if accum == "exact":
@@ -173,8 +174,10 @@ class MXDot(wiring.Component):
     multipliers : {"dsp", "lut", "ecp5-dsp"}
         INT8 x INT8 products in DSP blocks or in logic (see :class:`BlockDotProduct`).
     adders : {"generic", "ecp5-ccu2c"}
-        The exact accumulator's piece adders (see :class:`ExactAccumulator`); no effect with
-        ``accum="fp32"``.
+        Inferred adders (any device), or ECP5 carry chains that do more in their own LUT4s (ECP5
+        only): the first level of the block's adder tree applies the products' signs (see
+        :class:`BlockDotProduct`), and the exact accumulator's pieces clear themselves (see
+        :class:`ExactAccumulator`).
 
     Members
     -------

@@ -4,7 +4,7 @@
 from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed
 
 from hdl.common import check_choice, is_int
-from hdl.common.ecp5_carry import clearable_add
+from hdl.common.ecp5_carry import ADDERS, clearable_add
 from hdl.common.fp32 import RoundToFP32
 from hdl.common.pipeline import delay
 
@@ -34,8 +34,6 @@ SELECT_COPIES = 2
 #: its piece, FP32's other 23 significand bits and the guard bit. The bits under them only feed
 #: the sticky bit (a flag per piece), so they are neither carried nor multiplexed.
 LOW_BITS = 24
-#: Implementations of the pieces' adders (see ``ExactAccumulator``).
-ADDERS = ("generic", "ecp5-ccu2c")
 #: Candidate-chain references to a window piece (see ``ExactAccumulator._chain_stage``).
 ZERO, ONES, MIXED_HI, MIXED_LO = range(4)
 
