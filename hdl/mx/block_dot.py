@@ -38,7 +38,7 @@ def _significand_bits(elem):
 
 #: Significand products with both operands at least this wide (narrower, wider) get a register
 #: between the first level of their partial-product sum and the rest.
-SPLIT_PRODUCT_BITS = (4, 8)
+SPLIT_PRODUCT_BITS = (4, 4)
 
 #: Alignment shifts spanning this many positions or more are split by a register.
 SHIFT_STAGE_SPAN = 16
@@ -137,9 +137,9 @@ class BlockDotProduct(wiring.Component):
         operand of 4 or more significand bits in logic (E4M3, E2M3, or an INT8 magnitude: INT8
         x FP, and INT8 x INT8 with ``multipliers="lut"``) or of 5 exponent bits (E5M2) gets a
         third, after the decode; a pair whose alignment shift spans 16 positions or more (an
-        E4M3 or E5M2 operand) gets one more, inside that shift; a significand product of 8 x 4
-        bits or more (INT8 x E4M3, INT8 x E2M3, INT8 x INT8 in logic) one more, after the first
-        level of its partial-product sum. INT8 x INT8
+        E4M3 or E5M2 operand) gets one more, inside that shift; a significand product of 4 x 4
+        bits or more (E4M3 or E2M3 x E4M3, E2M3 or INT8, INT8 x INT8 in logic) one more, after
+        the first level of its partial-product sum. INT8 x INT8
         with ``multipliers="ecp5-dsp"`` always has 2 (the DSP's input and output registers).
         :attr:`product_stages` holds the count in use.
     multipliers : {"dsp", "lut", "ecp5-dsp"}
@@ -208,9 +208,10 @@ class BlockDotProduct(wiring.Component):
         # fine (0..7) and the coarse (multiples of 8) part: 5-6 mux levels do not fit 5 ns.
         self.shift_stage = (product_stages == 2 and not self.dsp_products
                             and _max_shift(a_elem) + _max_shift(b_elem) >= SHIFT_STAGE_SPAN)
-        # ... and a register after the first adder level of a significand product of 8 x 4 bits
-        # or more (INT8 x E4M3 / E2M3, INT8 x INT8 in logic): its decoded-operand register ->
-        # product path was 6.7 ns, the limit of those pairs.
+        # ... and a register after the first adder level of a significand product of 4 x 4 bits
+        # or more (E4M3 / E2M3 x E4M3 / E2M3 / INT8, INT8 x INT8 in logic): its decoded-operand
+        # register -> product path was 6.7-7.3 ns, the limit of those pairs (mostly routing: a
+        # decoded significand bit fans out to every partial product).
         sig_bits = sorted(_significand_bits(e) for e in (a_elem, b_elem))
         self.split_product = (product_stages == 2 and not self.dsp_products
                               and all(w >= least for w, least in zip(sig_bits,

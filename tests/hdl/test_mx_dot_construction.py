@@ -127,13 +127,14 @@ def test_latency_follows_the_register_placement():
 
 #: Product-stage registers at 200mhz: 2, +1 after the decode (an INT8 operand in logic, a 4-bit
 #: significand or a 5-bit exponent), +1 inside an alignment shift of 16+ positions (E4M3, E5M2),
-#: +1 inside a significand product of 8 x 4 bits or more (INT8 x E4M3 / E2M3).
+#: +1 inside a significand product of 4 x 4 bits or more (E4M3, E2M3, INT8 x those).
 PRODUCT_STAGES_200MHZ = {
     ("mxfp4_e2m1", "mxfp4_e2m1"): 2, ("mxfp6_e3m2", "mxfp4_e2m1"): 2,
     ("mxfp6_e3m2", "mxfp6_e3m2"): 2, ("mxfp6_e2m3", "mxfp4_e2m1"): 3,
     ("mxint8", "mxfp4_e2m1"): 3, ("mxint8", "mxfp8_e4m3"): 4, ("mxint8", "mxfp6_e2m3"): 4,
     ("mxfp8_e4m3", "mxfp4_e2m1"): 4,
-    ("mxfp8_e4m3", "mxfp8_e4m3"): 4, ("mxfp8_e5m2", "mxfp4_e2m1"): 4,
+    ("mxfp8_e4m3", "mxfp8_e4m3"): 5, ("mxfp6_e2m3", "mxfp6_e2m3"): 4,
+    ("mxfp8_e4m3", "mxfp6_e2m3"): 5, ("mxfp8_e5m2", "mxfp4_e2m1"): 4,
     ("mxfp8_e5m2", "mxint8"): 4, ("mxint8", "mxint8"): 2,
 }
 
