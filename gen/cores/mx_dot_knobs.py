@@ -19,10 +19,12 @@ def pipeline_param(doc: str):
 
 
 def multipliers_param():
-    return param("dsp", kind="enum", choices=("dsp", "lut", "ecp5-dsp"),
+    return param("dsp", kind="enum", choices=("dsp", "lut", "ecp5-dsp", "ecp5-dsp-fp"),
                  doc="INT8 x INT8 products in DSP blocks (dsp: inferred, any device; "
                      "ecp5-dsp: ECP5 MULT18X18D with its input and output registers, ECP5 "
-                     "targets only) or in logic (other pairs always use logic)")
+                     "targets only) or in logic (lut); other pairs use logic, except with "
+                     "ecp5-dsp-fp: as ecp5-dsp, and the products of E3M2, E2M3, E2M1 and INT8 "
+                     "magnitudes in a MULT18X18D per lane too (not E4M3 or E5M2)")
 
 
 def adders_param():
@@ -49,6 +51,23 @@ class DotKnobs:
             resolve_pipeline(self.pipeline, self.block_size)
         except ValueError as e:
             raise ParamError(f"parameter {e}") from None
+        if self.multipliers == "ecp5-dsp-fp":
+            from hdl.formats import MX_FORMATS, mx_format
+            from hdl.mx.block_dot import DSP_MAGNITUDE_BITS, element_magnitude_bits
+
+            def bits(fmt):
+                return element_magnitude_bits(mx_format(fmt).element)
+
+            for side in ("a", "b"):
+                fmt = getattr(self, f"{side}_format")
+                if bits(fmt) > DSP_MAGNITUDE_BITS:
+                    fits = ", ".join(f for f in MX_FORMATS if bits(f) <= DSP_MAGNITUDE_BITS)
+                    raise ParamError(
+                        f"parameter multipliers=ecp5-dsp-fp is not allowed with "
+                        f"{side}_format={fmt}: its element magnitudes need {bits(fmt)} bits, a "
+                        f"MULT18X18D operand takes {DSP_MAGNITUDE_BITS}; formats that fit: "
+                        f"{fits} (or use ecp5-dsp, which keeps the other pairs' products in "
+                        f"logic)")
 
     @property
     def pipeline_value(self) -> int | str:
@@ -61,6 +80,7 @@ class DotKnobs:
         adders."""
         pipe = self.pipeline.strip().lower().replace(" ", "")
         pipe = f"p{pipe}" if pipe.isdigit() else pipe
-        mul = {"lut": "_lutmul", "ecp5-dsp": "_ecp5dsp"}.get(self.multipliers, "")
+        mul = {"lut": "_lutmul", "ecp5-dsp": "_ecp5dsp",
+               "ecp5-dsp-fp": "_ecp5dspfp"}.get(self.multipliers, "")
         add = "_ccu2c" if self.adders == "ecp5-ccu2c" else ""
         return f"b{self.block_size}_{self.accum}_{pipe}{mul}{add}"

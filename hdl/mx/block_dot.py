@@ -13,7 +13,10 @@ from hdl.formats import ElementFormat
 __all__ = ["MULTIPLIERS", "BlockDotProduct", "block_sum_width", "element_magnitude_bits",
            "tree_levels"]
 
-MULTIPLIERS = ("dsp", "lut", "ecp5-dsp")
+MULTIPLIERS = ("dsp", "lut", "ecp5-dsp", "ecp5-dsp-fp")
+#: Largest element magnitude (bits) ``multipliers="ecp5-dsp-fp"`` puts into a MULT18X18D: an
+#: unsigned magnitude as a positive 18-bit signed operand.
+DSP_MAGNITUDE_BITS = 17
 
 
 def element_magnitude_bits(elem):
@@ -141,13 +144,19 @@ class BlockDotProduct(wiring.Component):
         bits or more (E4M3 or E2M3 x E4M3, E2M3 or INT8, INT8 x INT8 in logic) one more, after
         the first level of its partial-product sum. INT8 x INT8
         with ``multipliers="ecp5-dsp"`` always has 2 (the DSP's input and output registers).
+        With ``multipliers="ecp5-dsp-fp"`` the other pairs have the DSP's 2, one more for the
+        decoded magnitudes with 2, and one more for the leaf XOR with ``adders="generic"``.
         :attr:`product_stages` holds the count in use.
-    multipliers : {"dsp", "lut", "ecp5-dsp"}
+    multipliers : {"dsp", "lut", "ecp5-dsp", "ecp5-dsp-fp"}
         How INT8 x INT8 products are built: ``"dsp"`` (a signed ``*``, one DSP multiplier per
         lane, mapped by synthesis for any device), ``"ecp5-dsp"`` (an ECP5 MULT18X18D per lane
         with its input and output registers in use, see :mod:`hdl.common.ecp5_mult`; ECP5
         only) or ``"lut"`` (shift-and-add in logic, like every other pair; for arrays with more
-        lanes than the device has DSPs). Other pairs always use logic.
+        lanes than the device has DSPs). Other pairs use logic, except with ``"ecp5-dsp-fp"``:
+        INT8 x INT8 as with ``"ecp5-dsp"``, and every other pair as the product of the two
+        element magnitudes (decoded in logic to integers in units of the smallest subnormal) in
+        a MULT18X18D per lane, the signs applied in the adder tree; both elements' magnitudes
+        must fit :data:`DSP_MAGNITUDE_BITS` bits (E3M2, E2M3, E2M1, INT8; not E4M3 or E5M2).
     adders : {"generic", "ecp5-ccu2c"}
         The first level of the adder tree. ``"generic"``: inferred adders, each product made
         signed by a LUT4 per bit (``magnitude ^ -neg``) in front of them. ``"ecp5-ccu2c"`` (ECP5
@@ -188,9 +197,22 @@ class BlockDotProduct(wiring.Component):
             raise ValueError(f"multipliers must be one of {', '.join(map(repr, MULTIPLIERS))}, "
                              f"not {multipliers!r}")
         self.multipliers = multipliers
+        # The ECP5 DSP primitive with its registers (INT8 x INT8, and more with ecp5-dsp-fp).
+        self.ecp5_dsp = multipliers in ("ecp5-dsp", "ecp5-dsp-fp")
         self.adders = check_choice("adders", adders, ADDERS)
         # INT8 x INT8 as one signed multiply per lane (DSP), not shift-and-add in logic.
         self.dsp_products = not a_elem.is_float and not b_elem.is_float and multipliers != "lut"
+        # Any other pair with ecp5-dsp-fp: sign-magnitude products of decoded magnitudes.
+        self.dsp_magnitudes = multipliers == "ecp5-dsp-fp" and not self.dsp_products
+        if self.dsp_magnitudes:
+            for name, elem in (("a_elem", a_elem), ("b_elem", b_elem)):
+                bits = element_magnitude_bits(elem)
+                if bits > DSP_MAGNITUDE_BITS:
+                    raise ValueError(
+                        f"multipliers='ecp5-dsp-fp' needs element magnitudes of at most "
+                        f"{DSP_MAGNITUDE_BITS} bits (a MULT18X18D operand); {name} {elem.name} "
+                        f"has {bits}: use multipliers='ecp5-dsp' (its products in logic)")
+        logic = not (self.dsp_products or self.dsp_magnitudes)
         # At 200 MHz the decoded operands get a register of their own when the decode and the
         # significand product do not fit one stage together: an INT8 operand decoded in logic
         # (|code| is a negation in series with the product), a 4-bit significand (E4M3, E2M3:
@@ -199,27 +221,32 @@ class BlockDotProduct(wiring.Component):
         # so that hop is mostly routing (ECP5-85F, nextpnr router1: 6.7-8.0 ns from the payload
         # or decoded-operand register to the significand product). Only pairs of E3M2 and E2M1
         # decode and multiply in one stage.
-        self.decode_stage = (product_stages == 2 and not self.dsp_products
+        self.decode_stage = (product_stages == 2 and logic
                              and any(_significand_bits(e) >= DECODE_STAGE_SIG_BITS
                                      or e.ebits >= DECODE_STAGE_EXP_BITS
                                      for e in (a_elem, b_elem)))
         # ... and a register inside an alignment shift of 16 or more positions (an E4M3 or
         # E5M2 operand: up to 58 positions into a 64-bit product for E5M2 x E5M2), between the
         # fine (0..7) and the coarse (multiples of 8) part: 5-6 mux levels do not fit 5 ns.
-        self.shift_stage = (product_stages == 2 and not self.dsp_products
+        self.shift_stage = (product_stages == 2 and logic
                             and _max_shift(a_elem) + _max_shift(b_elem) >= SHIFT_STAGE_SPAN)
         # ... and a register after the first adder level of a significand product of 4 x 4 bits
         # or more (E4M3 / E2M3 x E4M3 / E2M3 / INT8, INT8 x INT8 in logic): its decoded-operand
         # register -> product path was 6.7-7.3 ns, the limit of those pairs (mostly routing: a
         # decoded significand bit fans out to every partial product).
         sig_bits = sorted(_significand_bits(e) for e in (a_elem, b_elem))
-        self.split_product = (product_stages == 2 and not self.dsp_products
+        self.split_product = (product_stages == 2 and logic
                               and all(w >= least for w, least in zip(sig_bits,
                                                                      SPLIT_PRODUCT_BITS)))
+        # ... and with DSP magnitudes, a register after the magnitude decode (the payload
+        # register and the DSP row are far apart).
+        self.magnitude_stage = self.dsp_magnitudes and product_stages == 2
         # Sign-magnitude products summed pairwise on carry chains that apply the signs.
         self.xor_leaves = adders == "ecp5-ccu2c" and not self.dsp_products
-        if multipliers == "ecp5-dsp" and self.dsp_products:
+        if self.ecp5_dsp and self.dsp_products:
             self.product_stages = MULT_LATENCY
+        elif self.dsp_magnitudes:
+            self.product_stages = MULT_LATENCY + self.magnitude_stage + (not self.xor_leaves)
         else:
             self.product_stages = (product_stages + self.decode_stage + self.shift_stage
                                    + self.split_product)
@@ -256,7 +283,7 @@ class BlockDotProduct(wiring.Component):
         for j in range(n):
             a_code = self.a_codes[j * a_elem.width:(j + 1) * a_elem.width]
             b_code = self.b_codes[j * b_elem.width:(j + 1) * b_elem.width]
-            if self.dsp_products and self.multipliers == "ecp5-dsp":
+            if self.dsp_products and self.ecp5_dsp:
                 # The DSP's own registers hold the operands and the product.
                 product = registered_multiply(m, a_code, b_code, f"mult{j}")
                 leaves.append(product[:pw + 1].as_signed())
@@ -274,6 +301,29 @@ class BlockDotProduct(wiring.Component):
                 continue
             a_sign, a_sig, a_shift, a_nan = _decode(m, a_code, a_elem, f"a{j}")
             b_sign, b_sig, b_shift, b_nan = _decode(m, b_code, b_elem, f"b{j}")
+            if self.dsp_magnitudes:
+                # Integer magnitudes (units of the smallest subnormal) into the DSP, zero-extended
+                # to positive signed operands; the sign rides beside it to the tree.
+                a_mag = (a_sig << a_shift)[:element_magnitude_bits(a_elem)]
+                b_mag = (b_sig << b_shift)[:element_magnitude_bits(b_elem)]
+                neg = a_sign ^ b_sign
+                if self.magnitude_stage:
+                    a_mag, b_mag, neg = (delay(m, v, 1, f"{name}{j}") for v, name in (
+                        (a_mag, "a_mag"), (b_mag, "b_mag"), (neg, "neg_m")))
+                product = registered_multiply(m, Cat(a_mag, Const(0, 1)),
+                                              Cat(b_mag, Const(0, 1)), f"mult{j}")
+                neg = delay(m, neg, MULT_LATENCY, f"neg_d{j}")
+                if self.xor_leaves:
+                    leaves.append(product[:pw])
+                    signs.append(neg)
+                else:
+                    leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
+                    sign = Signal(name=f"neg{j}", reset_less=True)
+                    m.d.sync += [leaf.eq(Cat(product[:pw], Const(0, 1)) ^ neg.replicate(pw + 1)),
+                                 sign.eq(neg)]
+                    leaves.append(leaf)
+                    signs.append(sign)
+                continue                # (no NaN codes in formats this narrow)
             if self.decode_stage:
                 a_sign, a_sig, a_shift, a_nan, b_sign, b_sig, b_shift, b_nan = (
                     delay(m, v, 1, f"{name}{j}_dec") for v, name in (

@@ -589,8 +589,9 @@ class TinyMult(wiring.Component):
 
 def test_ecp5_primitive_on_another_family_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"instantiates ECP5 MULT18X18D primitives "
-                                         r"\(multipliers=ecp5-dsp\), which ice40-up5k \(ice40\) "
-                                         r"does not have; use multipliers=dsp or lut"):
+                                         r"\(multipliers=ecp5-dsp or ecp5-dsp-fp\), "
+                                         r"which ice40-up5k \(ice40\) does not have; use "
+                                         r"multipliers=dsp or lut"):
         synthesize(TinyMult(), "tiny_mult", "ice40-up5k", work_dir=tmp_path)
 
 

@@ -116,6 +116,28 @@ def test_ecp5_registered_dsp_every_product(work_dir):
           vectors=product_sweep("mxint8", "mxint8", 32))
 
 
+#: multipliers=ecp5-dsp-fp (FP and INT8 x FP products of element magnitudes in MULT18X18D cells,
+#: the signs applied in the adder tree): (A, B, extra parameters, simulator). Generic adders (the
+#: leaf XOR) and the CCU2C first level, INT8 magnitudes, mixed formats and fp32 accumulation.
+DSP_FP_CASES = [("mxfp6_e2m3", "mxfp6_e2m3", ("adders=ecp5-ccu2c",), "verilator"),
+                ("mxint8", "mxfp6_e3m2", (), "icarus"),
+                ("mxfp4_e2m1", "mxfp6_e2m3", ("accum=fp32",), "verilator")]
+
+
+@pytest.mark.parametrize("a, b, extra, sim", DSP_FP_CASES,
+                         ids=[f"{a}-{b}-{sim}" for a, b, _, sim in DSP_FP_CASES])
+def test_ecp5_dsp_fp_multipliers(a, b, extra, sim, work_dir):
+    check(pair_params(a, b, "multipliers=ecp5-dsp-fp", *extra), sim, work_dir,
+          n=GROUPS if sim == "verilator" else 500)
+
+
+def test_ecp5_dsp_fp_every_product(work_dir):
+    """Every E2M3 x E3M2 code pair (4,096) through a MULT18X18D lane and a CCU2C first level."""
+    a, b = "mxfp6_e2m3", "mxfp6_e3m2"
+    check(pair_params(a, b, "multipliers=ecp5-dsp-fp", "adders=ecp5-ccu2c"), "verilator",
+          work_dir, vectors=product_sweep(a, b, 32))
+
+
 #: adders=ecp5-ccu2c (the exact accumulator's pieces on ECP5 CCU2C cells, simulated through
 #: sim/models/CCU2C.v): (A, B, extra parameters, simulator). `make test` runs one pair per
 #: simulator (and groups of one block below); `make test-all` adds the rest.

@@ -80,7 +80,8 @@ def test_constructor_errors_name_the_parameter():
     with pytest.raises(ValueError, match="accum must be one of 'exact', 'fp32'; not 'bf16'"):
         MXDot("mxint8", "mxint8", accum="bf16")
     with pytest.raises(ValueError,
-                       match="multipliers must be one of 'dsp', 'lut', 'ecp5-dsp', not 'auto'"):
+                       match="multipliers must be one of 'dsp', 'lut', 'ecp5-dsp', "
+                             "'ecp5-dsp-fp', not 'auto'"):
         MXDot("mxint8", "mxint8", multipliers="auto")
     with pytest.raises(ValueError,
                        match="adders must be one of 'generic', 'ecp5-ccu2c'; not 'ecp5'"):
@@ -152,3 +153,26 @@ def test_int8_products_in_logic_get_the_decode_and_split_registers():
     so is the first level of the 8 x 8 partial-product sum."""
     assert BlockDotProduct(mx_format("mxint8").element, mx_format("mxint8").element, 32,
                            tree_stages=0, multipliers="lut", product_stages=2).product_stages == 4
+
+
+def test_dsp_fp_multipliers_put_narrow_magnitudes_into_mult18x18d():
+    """ecp5-dsp-fp: a MULT18X18D per lane for FP pairs whose magnitudes fit 17 bits; the DSP's 2
+    stages, +1 for the decoded magnitudes at 200 MHz, +1 for the leaf XOR with generic adders."""
+    def stages(a, b, **kw):
+        return MXDot(a, b, multipliers="ecp5-dsp-fp", **kw).datapath.block_dot.product_stages
+    assert stages("mxfp6_e2m3", "mxfp6_e2m3") == 4
+    assert stages("mxfp6_e2m3", "mxfp6_e2m3", adders="ecp5-ccu2c") == 3
+    assert stages("mxint8", "mxfp4_e2m1", pipeline=0) == 3
+    assert stages("mxint8", "mxint8") == 2                      # as ecp5-dsp
+    dot = MXDot("mxfp6_e3m2", "mxint8", multipliers="ecp5-dsp-fp").datapath.block_dot
+    assert dot.dsp_magnitudes and not dot.dsp_products
+    with pytest.raises(ValueError, match="multipliers='ecp5-dsp-fp' needs element magnitudes of "
+                                         "at most 17 bits .*; b_elem fp8_e4m3 has 18: use "
+                                         "multipliers='ecp5-dsp'"):
+        MXDot("mxfp6_e2m3", "mxfp8_e4m3", multipliers="ecp5-dsp-fp")
+    core = get_core("mx-dot")
+    with pytest.raises(ParamError, match="parameter multipliers=ecp5-dsp-fp is not allowed with "
+                                         "a_format=mxfp8_e5m2: its element magnitudes need 32 "
+                                         "bits, a MULT18X18D operand takes 17; formats that "
+                                         "fit: mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8"):
+        parse_assignments(core.params, ["a_format=mxfp8_e5m2", "multipliers=ecp5-dsp-fp"])
