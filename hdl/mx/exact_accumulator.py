@@ -38,6 +38,15 @@ LOW_BITS = 24
 ZERO, ONES, MIXED_HI, MIXED_LO = range(4)
 
 
+def _lookup(index, values):
+    """``values[index]`` for a small constant table, as logic (one OR of index compares per
+    output bit, which synthesis reduces to a function of ``index``'s bits; no ROM, no
+    multiplier)."""
+    width = max(max(values).bit_length(), 1)
+    return Cat(Cat(index == i for i, v in enumerate(values) if v >> b & 1).any()
+               for b in range(width))
+
+
 def _copy_slices(width, copies):
     """``(lo, hi)`` bit ranges of ``width`` bits, one per register copy of a select that steers
     them (the last copy takes the remainder)."""
@@ -231,7 +240,6 @@ class ExactAccumulator(BlockAccumulator):
         m = Module()
         m.submodules.rounder = rounder = self.rounder
         C, N, J = self.chunk, self.chunks, self.window_chunks
-        shift_bits = (C - 1).bit_length()
 
         # Group bookkeeping at the entry: NaN sticky and block count over the group. The count
         # (minus one) runs in P + 1 bits for max_blocks = 2**P: its bit P flags the block past
@@ -282,6 +290,17 @@ class ExactAccumulator(BlockAccumulator):
         # The shift within the first piece takes two registered steps, coarse (multiples of
         # FINE_SHIFT) then fine: as one barrel shifter it was the critical path at block 32.
         fine_bits = FINE_SHIFT.bit_length() - 1
+        # scale_sum = C * q + FINE_SHIFT * coarse + fine: q and coarse are bit fields of
+        # scale_sum // FINE_SHIFT when C is a power of two, else a table of its 6 bits.
+        eighths = self.scale_sum[fine_bits:]
+        per_chunk = C // FINE_SHIFT
+        if per_chunk & (per_chunk - 1) == 0:
+            split = per_chunk.bit_length() - 1
+            q, coarse_amount = eighths[split:], eighths[:split]
+        else:
+            codes = range(1 << len(eighths))
+            q = _lookup(eighths, [v // per_chunk for v in codes])
+            coarse_amount = _lookup(eighths, [v % per_chunk for v in codes])
         pre = {"valid": Signal(name="pre_valid"), "last": Signal(name="pre_last"),
                "bad": Signal(name="pre_bad"),
                "q": Signal(range(SCALE_SUM_MAX // C + 1), name="pre_q", reset_less=True),
@@ -289,10 +308,9 @@ class ExactAccumulator(BlockAccumulator):
                                 reset_less=True),
                "fine": Signal(fine_bits, name="pre_fine", reset_less=True),
                "neg": Signal(name="pre_neg", reset_less=True)}
-        coarse_amount = self.scale_sum[fine_bits:shift_bits]
         m.d.sync += [
             pre["valid"].eq(self.valid), pre["last"].eq(self.last), pre["bad"].eq(bad_now),
-            pre["q"].eq(self.scale_sum[shift_bits:]),
+            pre["q"].eq(q),
             pre["coarse"].eq(self.sum.as_signed() << Cat(Const(0, fine_bits), coarse_amount)),
             pre["fine"].eq(self.scale_sum[:fine_bits]),
             pre["neg"].eq(self.sum < 0),
@@ -437,13 +455,16 @@ class ExactAccumulator(BlockAccumulator):
         v_valid, v_bad, v_neg, v_sticky = Signal(), Signal(), Signal(), Signal()
         v_lo, v_hi = Signal(LOW_BITS), Signal(C + 1)
         v_exp = Signal(signed(11))
+        # u_index * C: a shift, or a table (Yosys puts a multiply by a constant into a DSP).
+        index_weight = (u_index << (C.bit_length() - 1) if C & (C - 1) == 0
+                        else _lookup(u_index, [k * C for k in range(N)]))
         # Bit 0 of the window (bit C - LOW_BITS of piece index-1) weighs
         # 2**(index * C - LOW_BITS + lsb_exp - 254).
         m.d.sync += [
             v_valid.eq(u_valid), v_bad.eq(u_bad), v_neg.eq(u_neg), v_sticky.eq(u_sticky),
             v_lo.eq(carry_up(*u_lo)),           # a carry out of the low piece is dropped
             v_hi.eq(carry_up(*u_hi)),
-            v_exp.eq(u_index * C + (self.lsb_exp - 254 - LOW_BITS)),
+            v_exp.eq(index_weight + (self.lsb_exp - 254 - LOW_BITS)),
         ]
         v_mag = Cat(v_lo, v_hi)
         m.d.comb += [

@@ -35,12 +35,17 @@ def behavioral_clearable_add(m, acc, addend, cin, clear, name):
     return total
 
 
-@pytest.fixture(params=ADDERS)
+ACC_CASES = [(adders, 32) for adders in ADDERS] + [("ecp5-ccu2c", 40), ("generic", 56)]
+
+
+@pytest.fixture(params=ACC_CASES, ids=[f"{a}-{c}" for a, c in ACC_CASES])
 def make_acc(request, monkeypatch):
-    """``ExactAccumulator(SUM_WIDTH, LSB_EXP)`` with each piece-adder implementation."""
-    if request.param == "ecp5-ccu2c":
+    """``ExactAccumulator(SUM_WIDTH, LSB_EXP)`` with each piece-adder implementation, and
+    pieces of other widths than 32 (not a power of two: the scale splits by a table)."""
+    adders, chunk = request.param
+    if adders == "ecp5-ccu2c":
         monkeypatch.setattr(exact_accumulator, "clearable_add", behavioral_clearable_add)
-    return lambda: ExactAccumulator(SUM_WIDTH, LSB_EXP, adders=request.param)
+    return lambda: ExactAccumulator(SUM_WIDTH, LSB_EXP, adders=adders, chunk=chunk)
 
 
 def spread(value, low):
