@@ -68,7 +68,7 @@ def block_sum_width(a_elem, b_elem, block_size):
 
 
 def tree_levels(block_size):
-    """Adder-tree levels of a block: one per halving, plus one for the sign-correction leaf."""
+    """Adder-tree levels of a block: one per halving, plus one for the last sign correction."""
     return block_size.bit_length()      # log2(block_size) + 1
 
 
@@ -102,6 +102,14 @@ def _pairwise_sum(terms, levels=None):
     return terms
 
 
+def _add(a, b, cin=None):
+    """``a + b (+ cin)`` of signed values, one bit wider than the wider (a 1-bit ``cin`` does not
+    need a second bit: Yosys makes it the carry chain's input)."""
+    if cin is None:
+        return a + b
+    return (a + b + cin)[:max(len(a), len(b)) + 1].as_signed()
+
+
 def _partial_products(a, b):
     """Unsigned ``a * b`` as shifted partial products (their sum is the product), so synthesis
     maps it to LUTs (Yosys turns every ``$mul`` into DSP blocks on ECP5). A balanced sum of them
@@ -118,9 +126,9 @@ class BlockDotProduct(wiring.Component):
     :func:`block_sum_width` bits, in units of ``a_lsb * b_lsb`` (the two elements' smallest
     subnormals, see ``sim.golden.elements.lsb_exponent``). FP x FP and INT8 x FP products are
     built from shift-and-add partial products (no DSP blocks); INT8 x INT8 uses a signed
-    multiplier, which synthesis maps to one DSP multiplier per lane. Signs are applied by XOR with
-    the correction (one per negative product) added as one extra tree leaf, which avoids a negator
-    per lane.
+    multiplier, which synthesis maps to one DSP multiplier per lane. Signs are applied by XOR, and
+    the +1 that completes each negation enters an adder of the tree as its carry-in, which avoids
+    a negator per lane.
 
     The datapath is free-running (no enable, no valid): the caller delays its sideband bits by
     :attr:`latency` cycles.
@@ -380,30 +388,36 @@ class BlockDotProduct(wiring.Component):
             scale_nan.eq((a_scale == 0xFF) | (b_scale == 0xFF)),
             scale_sum.eq(a_scale + b_scale),
         ]
-        # Three trees in step: the products, the count of negative products (the correction of
-        # the XOR trick, joining at the last level) and the lane NaN flags. Same cuts for all.
+        # Three trees in step: the products, the +1 corrections of the XOR trick still to add
+        # (one per negative product) and the lane NaN flags. Same cuts for all. Each adder of
+        # the product tree takes one correction as its carry-in (Yosys maps a 1-bit addend onto
+        # the carry chain's input: no LUT4, no counting tree); the one left over is added at
+        # the last level.
         levels = tree_levels(n)
         cut_after = {round(levels * (k + 1) / self.tree_stages) for k in range(self.tree_stages)} \
             if self.tree_stages else set()
-        # With xor_leaves the first level adds (a ^ -na) + (b ^ -nb) + na: only the odd lanes'
-        # +nb are left to count.
+        # With xor_leaves the first level adds (a ^ -na) + (b ^ -nb) + na: the odd lanes' +nb
+        # are left.
         trees = [leaves, signs[1::2] if self.xor_leaves else signs, nans]
         side = [scale_nan, scale_sum]
         for level in range(1, levels + 1):
-            for t, values in enumerate(trees):
-                if len(values) > 1:
-                    if t == 0 and level == 1 and self.xor_leaves:
-                        paired = [xor_add(m, a, na, b, nb, na, f"t1_xor{k}")
-                                  for k, (a, na, b, nb) in enumerate(zip(
-                                      values[0::2], signs[0::2], values[1::2], signs[1::2]))]
-                    else:
-                        paired = [a | b if t == 2 else a + b
-                                  for a, b in zip(values[0::2], values[1::2])]
-                    if len(values) % 2:
-                        paired.append(values[-1])
-                    trees[t] = paired
-            if level == levels and trees[1]:
-                trees = [[trees[0][0] + trees[1][0]], [], trees[2]]
+            values, pending = trees[0], trees[1]
+            if len(values) > 1:
+                if level == 1 and self.xor_leaves:
+                    paired = [xor_add(m, a, na, b, nb, na, f"t1_xor{k}")
+                              for k, (a, na, b, nb) in enumerate(zip(
+                                  values[0::2], signs[0::2], values[1::2], signs[1::2]))]
+                else:
+                    paired = [_add(a, b, pending.pop() if pending else None)
+                              for a, b in zip(values[0::2], values[1::2])]
+                trees[0] = paired + values[len(values) & ~1:]
+            if len(trees[2]) > 1:
+                trees[2] = ([a | b for a, b in zip(trees[2][0::2], trees[2][1::2])]
+                            + trees[2][len(trees[2]) & ~1:])
+            if level == levels:
+                assert len(trees[0]) == 1 and len(pending) <= 1
+                if pending:
+                    trees[0], trees[1] = [trees[0][0] + pending.pop()], []
             if level in cut_after:
                 trees = [[self._register(m, v, f"t{level}_{t}_{k}") for k, v in enumerate(values)]
                          for t, values in enumerate(trees)]
