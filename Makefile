@@ -41,10 +41,10 @@ demo: $(STAMP)
 	$(PY) -m gen.demo
 
 test: $(STAMP) iverilog ccache
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 test-all: $(STAMP) iverilog ccache
-	$(PY) -m pytest -n 2 -m "slow or not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal -m "slow or not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP) iverilog ccache
 	$(PY) -m gen.bench --out build/bench
