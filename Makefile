@@ -25,8 +25,8 @@ iverilog:
 	    echo "Icarus Verilog is missing: install it (e.g. sudo apt-get install iverilog)"; exit 1; \
 	  fi; }
 
-# ccache is optional: with it, Verilator's runtime is compiled once per machine instead of once
-# per simulated configuration (about 3 s of every Verilator build). Installed when we can.
+# ccache is optional: with it, Verilator's runtime is compiled once per build directory instead
+# of once per simulated configuration (about 3 s of every Verilator build). Installed when we can.
 ccache:
 	@command -v ccache >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -71,8 +71,8 @@ def _environment(sim: str) -> dict:
         # -O0: wide flat datapaths take minutes to compile at -Os for a few percent of run
         # time, which is dominated by the Python testbench anyway (mx-quantize E5M2: 87 s → 14 s).
         # With ccache on PATH every compile goes through it: Verilator's runtime (verilated.cpp,
-        # verilated_vpi.cpp, cocotb's main: most of a build's compile time) is then compiled
-        # once per machine instead of once per configuration.
+        # verilated_vpi.cpp: most of a build's compile time) is then compiled once per work
+        # directory instead of once per configuration.
         env["MAKEFLAGS"] = " ".join(filter(None, [
             os.environ.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include",
             f"OPT_FAST={VERILATOR_OPT}", f"OPT_SLOW={VERILATOR_OPT}",
@@ -167,6 +167,9 @@ def run_cocotb(verilog: Path, top: str, sim: str, *, test_module: str, ports: tu
     from cocotb_tools.runner import VerilatorControlFile, get_runner
 
     env = _environment(sim)
+    if "OBJCACHE=ccache" in env.get("MAKEFLAGS", "") and "CCACHE_DIR" not in os.environ:
+        # The compiler cache lives with the builds (one per work directory, gone with them).
+        env["CCACHE_DIR"] = str(Path(work_dir).resolve() / "ccache")
     text = Path(verilog).read_bytes()
     flavour = f"{sim} {VERILATOR_OPT if sim == 'verilator' else ''} {sorted(ports)}".encode()
     # Vendor primitives the Verilog instantiates get their simulation models (part of the key).
