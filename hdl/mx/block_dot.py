@@ -151,9 +151,11 @@ class BlockDotProduct(wiring.Component):
         E4M3 or E5M2 operand) gets one more, inside that shift; a significand product of 4 x 4
         bits or more (E4M3 or E2M3 x E4M3, E2M3 or INT8, INT8 x INT8 in logic) one more, after
         the first level of its partial-product sum. INT8 x INT8
-        with ``multipliers="ecp5-dsp"`` always has 2 (the DSP's input and output registers).
-        With ``multipliers="ecp5-dsp-fp"`` the other pairs have the DSP's 2, one more for the
-        decoded magnitudes with 2, and one more for the leaf XOR with ``adders="generic"``.
+        with ``multipliers="ecp5-dsp"`` has the DSP's input and output registers, and with 2 one
+        more in the fabric right after the DSP. With ``multipliers="ecp5-dsp-fp"`` the other
+        pairs have the DSP's 2, and with 2 one more for the decoded magnitudes and one after the
+        DSP; with ``adders="generic"`` the register after the DSP holds the leaf XOR, at any
+        count.
         :attr:`product_stages` holds the count in use.
     multipliers : {"dsp", "lut", "ecp5-dsp", "ecp5-dsp-fp"}
         How INT8 x INT8 products are built: ``"dsp"`` (a signed ``*``, one DSP multiplier per
@@ -251,10 +253,17 @@ class BlockDotProduct(wiring.Component):
         self.magnitude_stage = self.dsp_magnitudes and product_stages == 2
         # Sign-magnitude products summed pairwise on carry chains that apply the signs.
         self.xor_leaves = adders == "ecp5-ccu2c" and not self.dsp_products
+        # ... and a fabric register right after an ECP5 DSP whose product goes straight into an
+        # adder: the route out of the DSP row and the first tree adder were the critical path
+        # of INT8 x INT8 on ecp5-dsp (5.0-5.9 ns). (With the leaf XOR, the leaf register is
+        # that register.)
+        self.dsp_output_stage = (product_stages == 2 and self.ecp5_dsp
+                                 and (self.dsp_products or self.xor_leaves))
         if self.ecp5_dsp and self.dsp_products:
-            self.product_stages = MULT_LATENCY
+            self.product_stages = MULT_LATENCY + self.dsp_output_stage
         elif self.dsp_magnitudes:
-            self.product_stages = MULT_LATENCY + self.magnitude_stage + (not self.xor_leaves)
+            self.product_stages = (MULT_LATENCY + self.magnitude_stage + self.dsp_output_stage
+                                   + (not self.xor_leaves))
         else:
             self.product_stages = (product_stages + self.decode_stage + self.shift_stage
                                    + self.split_product)
@@ -293,8 +302,8 @@ class BlockDotProduct(wiring.Component):
             b_code = self.b_codes[j * b_elem.width:(j + 1) * b_elem.width]
             if self.dsp_products and self.ecp5_dsp:
                 # The DSP's own registers hold the operands and the product.
-                product = registered_multiply(m, a_code, b_code, f"mult{j}")
-                leaves.append(product[:pw + 1].as_signed())
+                product = registered_multiply(m, a_code, b_code, f"mult{j}")[:pw + 1]
+                leaves.append(delay(m, product, self.dsp_output_stage, f"prod{j}").as_signed())
                 continue
             if self.dsp_products:
                 # Signed 8 x 8 multiply (a DSP lane); 0x80 * 0x80 = +16384 needs 16 bits.
@@ -322,8 +331,8 @@ class BlockDotProduct(wiring.Component):
                                               Cat(b_mag, Const(0, 1)), f"mult{j}")
                 neg = delay(m, neg, MULT_LATENCY, f"neg_d{j}")
                 if self.xor_leaves:
-                    leaves.append(product[:pw])
-                    signs.append(neg)
+                    leaves.append(delay(m, product[:pw], self.dsp_output_stage, f"mag{j}"))
+                    signs.append(delay(m, neg, self.dsp_output_stage, f"neg{j}"))
                 else:
                     leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
                     sign = Signal(name=f"neg{j}", reset_less=True)

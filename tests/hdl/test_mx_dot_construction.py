@@ -157,13 +157,16 @@ def test_int8_products_in_logic_get_the_decode_and_split_registers():
 
 def test_dsp_fp_multipliers_put_narrow_magnitudes_into_mult18x18d():
     """ecp5-dsp-fp: a MULT18X18D per lane for FP pairs whose magnitudes fit 17 bits; the DSP's 2
-    stages, +1 for the decoded magnitudes at 200 MHz, +1 for the leaf XOR with generic adders."""
+    stages, +1 for the decoded magnitudes at 200 MHz, +1 after the DSP (at 200 MHz, or for the
+    leaf XOR with generic adders at any placement)."""
     def stages(a, b, **kw):
         return MXDot(a, b, multipliers="ecp5-dsp-fp", **kw).datapath.block_dot.product_stages
     assert stages("mxfp6_e2m3", "mxfp6_e2m3") == 4
-    assert stages("mxfp6_e2m3", "mxfp6_e2m3", adders="ecp5-ccu2c") == 3
+    assert stages("mxfp6_e2m3", "mxfp6_e2m3", adders="ecp5-ccu2c") == 4
+    assert stages("mxfp6_e2m3", "mxfp6_e2m3", adders="ecp5-ccu2c", pipeline=0) == 2
     assert stages("mxint8", "mxfp4_e2m1", pipeline=0) == 3
-    assert stages("mxint8", "mxint8") == 2                      # as ecp5-dsp
+    assert stages("mxint8", "mxint8") == 3                      # as ecp5-dsp
+    assert stages("mxint8", "mxint8", pipeline=0) == 2
     dot = MXDot("mxfp6_e3m2", "mxint8", multipliers="ecp5-dsp-fp").datapath.block_dot
     assert dot.dsp_magnitudes and not dot.dsp_products
     with pytest.raises(ValueError, match="multipliers='ecp5-dsp-fp' needs element magnitudes of "
