@@ -40,11 +40,12 @@ def _leading_zeros(m, name, value):
 
 _CHUNK = 8          # RoundToFP32: leading-zero counts per 8-bit chunk, window = 4 chunks
 _TOP_PAD = 25       # at least this many zeros above mag: a subnormal window may reach above it
-_MAX_STAGES = 5
+_MAX_STAGES = 6
 # stages -> register cuts used, of the cut points c0..c4 in pipeline order (see RoundToFP32).
 # Chosen by ECP5 Fmax at mag_width 65 and 21; c1 always goes with c2 or c3 apart from the
 # one-stage case, since without it synthesis merges the first-chunk select into the slab mux.
-_CUTS = {0: (), 1: (2,), 2: (1, 3), 3: (1, 2, 3), 4: (0, 1, 2, 3), 5: (0, 1, 2, 3, 4)}
+_CUTS = {0: (), 1: (2,), 2: (1, 3), 3: (1, 2, 3), 4: (0, 1, 2, 3), 5: (0, 1, 2, 3, 4),
+         6: (0, 1, 2, 3, 5, 4)}
 
 
 class RoundToFP32(wiring.Component):
@@ -90,10 +91,11 @@ class RoundToFP32(wiring.Component):
        ``cp - L - 1 >= 253``. -- cut c3
     5. The RNE increment: one carry chain over fraction and exponent field, which adds the
        hidden bit and one to the exponent field, and into which a carry out of the fraction
-       bumps the exponent (254 -> 255 is Inf); then the zero / Inf select. -- cut c4, a
-       register on ``o``.
+       bumps the exponent (254 -> 255 is Inf) -- cut c5 -- then the zero / Inf select. -- cut
+       c4, a register on ``o``.
 
-    ``stages`` picks the cuts: 0: none; 1: c2; 2: c1, c3; 3: c1, c2, c3; 4: c0..c3; 5: c0..c4.
+    ``stages`` picks the cuts: 0: none; 1: c2; 2: c1, c3; 3: c1, c2, c3; 4: c0..c3; 5: c0..c4;
+    6: c0..c5.
     Each segment of the fully cut pipeline is about 5 ns on ECP5 (a carry chain plus a LUT, or
     3-4 LUT levels); use 5 when ``o`` feeds logic rather than a register.
 
@@ -104,7 +106,7 @@ class RoundToFP32(wiring.Component):
     exp_width : int
         Width of the signed ``exp``, 2..32.
     stages : int
-        Register stages inside, 0..5. Free-running ``sync`` registers without enable or reset:
+        Register stages inside, 0..6. Free-running ``sync`` registers without enable or reset:
         the caller delays its valid bit by :attr:`latency` alongside.
 
     Members
@@ -234,8 +236,9 @@ class RoundToFP32(wiring.Component):
         # (254 -> 255 is Inf).
         rounded = (Cat(s4["sig"][:23], s4["dm"])
                    + Cat(s4["up"], Const(0, 22), ~s4["sig"][23], s4["sig"][23]))[:31]
-        mag_o = Mux(s4["zero"], 0, Mux(s4["huge"], _INF, rounded))
-        m.d.comb += self.o.eq(stage(4, o=Cat(mag_o, s4["sign"]))["o"])
+        s5 = stage(5, rounded=rounded, zero=s4["zero"], huge=s4["huge"], sign=s4["sign"])
+        mag_o = Mux(s5["zero"], 0, Mux(s5["huge"], _INF, s5["rounded"]))
+        m.d.comb += self.o.eq(stage(4, o=Cat(mag_o, s5["sign"]))["o"])
         return m
 
 

@@ -21,7 +21,7 @@ ACCUM_MODES = ("exact", "fp32")
 
 #: Target clock -> adder-tree levels between registers and RoundToFP32 stages, from ECP5-85F
 #: place-and-route of mx-dot (nextpnr 0.11): one ~20-bit adder level with routing fits 5 ns.
-_FREQUENCY_MODEL = ((180, 1, 5, 2), (120, 2, 3, 1), (80, 3, 2, 1), (0, 64, 1, 1))
+_FREQUENCY_MODEL = ((180, 1, 6, 2), (120, 2, 3, 1), (80, 3, 2, 1), (0, 64, 1, 1))
 
 
 def resolve_pipeline(pipeline, block_size):

@@ -164,7 +164,7 @@ def test_round_to_fp32_corner_results():
 
 
 @pytest.mark.parametrize("mag_width", [70, 21])
-@pytest.mark.parametrize("stages", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("stages", [0, 1, 2, 3, 4, 5, 6])
 def test_round_to_fp32_stages(stages, mag_width):
     """A new vector every cycle; each result appears ``latency`` cycles later, same as stages=0."""
     dut = RoundToFP32(mag_width, 11, stages=stages)
@@ -182,10 +182,10 @@ def test_round_to_fp32_stages(stages, mag_width):
     ({"mag_width": 70, "exp_width": 1}, r"^exp_width must be an integer in 2\.\.32, not 1$"),
     ({"mag_width": 70, "exp_width": True},
      r"^exp_width must be an integer in 2\.\.32, not True$"),
-    ({"mag_width": 70, "exp_width": 11, "stages": 6},
-     r"^stages must be an integer in 0\.\.5, not 6$"),
+    ({"mag_width": 70, "exp_width": 11, "stages": 7},
+     r"^stages must be an integer in 0\.\.6, not 7$"),
     ({"mag_width": 70, "exp_width": 11, "stages": -1},
-     r"^stages must be an integer in 0\.\.5, not -1$"),
+     r"^stages must be an integer in 0\.\.6, not -1$"),
 ])
 def test_round_to_fp32_rejects(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -56,7 +56,7 @@ def test_pipeline_resolution():
     assert resolve_pipeline(0, 32) == (0, 2, 1)
     assert resolve_pipeline(4, 32) == (4, 2, 1)
     assert resolve_pipeline("3", 32) == (3, 2, 1)
-    assert resolve_pipeline("200mhz", 32) == (levels, 5, 2)
+    assert resolve_pipeline("200mhz", 32) == (levels, 6, 2)
     assert resolve_pipeline("150 MHz", 32) == (3, 3, 1)
     assert resolve_pipeline("50mhz", 32) == (0, 1, 1)
 
@@ -120,8 +120,8 @@ def test_exact_accumulator_covers_every_scale(a, b):
 def test_latency_follows_the_register_placement():
     fast = MXDot("mxfp4_e2m1", "mxfp4_e2m1", pipeline="200mhz")
     slow = MXDot("mxfp4_e2m1", "mxfp4_e2m1", pipeline=0)
-    # tree stages + 3 more rounding stages + the second product stage
-    assert fast.latency - slow.latency == tree_levels(32) + 3 + 1
+    # tree stages + 4 more rounding stages + the second product stage
+    assert fast.latency - slow.latency == tree_levels(32) + 4 + 1
     arr = MXArray(3, 5, "mxfp4_e2m1", "mxfp4_e2m1")
     assert arr.latency == fast.latency + 3 + 5 - 2                 # + the edge skew
 
