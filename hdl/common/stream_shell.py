@@ -1,14 +1,9 @@
 """The stream edge of a free-running datapath: registered input, group tracking, credited FIFO."""
 
-from amaranth.hdl import Cat, Mux, Signal, unsigned
+from amaranth.hdl import Mux, Signal, unsigned
 from amaranth.lib.memory import Memory
 
-__all__ = ["READ_POINTER_COPIES", "stream_shell"]
-
-#: With the output register, the FIFO is this many RAMs side by side, each holding a slice of
-#: the result bits and read at its own copy of the read pointer: one pointer fanned out to every
-#: LUT RAM cell and bank mux was the critical path of E4M3 x E4M3 (5.1-5.6 ns, 4.4 of routing).
-READ_POINTER_COPIES = 4
+__all__ = ["stream_shell"]
 
 
 def _step(up, down):
@@ -76,28 +71,17 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
     # an ECP5 block RAM, whose clock-to-output (6.5 ns in nextpnr's model) was then the critical
     # path of the FP8 x FP8 pairs.
     attrs = {"ram_style": "distributed"} if output_register else None
-    width = len(result)
-    copies = min(READ_POINTER_COPIES, width) if output_register else 1
+    m.submodules.results = mem = Memory(shape=unsigned(len(result)), depth=depth, init=[],
+                                        attrs=attrs)
+    wr = mem.write_port()
+    rd = mem.read_port(domain="comb")
     wptr = Signal(range(depth), name="results_wptr")
-    rptrs, read = [], []
-    for c in range(copies):
-        lo, hi = c * width // copies, (c + 1) * width // copies
-        name = f"results{c}" if copies > 1 else "results"
-        m.submodules[name] = mem = Memory(shape=unsigned(hi - lo), depth=depth, init=[],
-                                          attrs=attrs)
-        wr = mem.write_port()
-        rd = mem.read_port(domain="comb")
-        rptr = Signal(range(depth), name=f"{name}_rptr",
-                      attrs={"keep": 1} if copies > 1 else {})
-        m.d.comb += [wr.addr.eq(wptr), wr.data.eq(result[lo:hi]), wr.en.eq(result_valid),
-                     rd.addr.eq(rptr)]
-        rptrs.append(rptr)
-        read.append(rd.data)
-    read = Cat(*read)
+    rptr = Signal(range(depth), name="results_rptr")
     stored = Signal(range(depth + 1), name="results_stored")
     nonempty = Signal(name="results_nonempty")         # == (stored != 0), as a register
     pop = Signal(name="results_pop")                   # a result leaves the RAM
     leave = Signal(name="results_leave")               # a result leaves on ``o``
+    m.d.comb += [wr.addr.eq(wptr), wr.data.eq(result), wr.en.eq(result_valid), rd.addr.eq(rptr)]
     if output_register:
         # One result ahead of the RAM: refilled whenever it is empty or being taken, so an
         # always-ready consumer gets a result every cycle.
@@ -110,20 +94,20 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
             pop.eq(nonempty & (~out_valid | o.ready)),
         ]
         with m.If(pop):
-            m.d.sync += [out_valid.eq(1), out_data.eq(read)]
+            m.d.sync += [out_valid.eq(1), out_data.eq(rd.data)]
         with m.Elif(o.ready):
             m.d.sync += out_valid.eq(0)
     else:
         m.d.comb += [
             o.valid.eq(nonempty),
-            o.payload.as_value().eq(read),
+            o.payload.as_value().eq(rd.data),
             pop.eq(nonempty & o.ready),
             leave.eq(pop),
         ]
     with m.If(result_valid):
         m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
-    with m.If(pop):          # the copies load one next value (kept apart by their attribute)
-        m.d.sync += [rptr.eq(Mux(rptrs[0] == depth - 1, 0, rptrs[0] + 1)) for rptr in rptrs]
+    with m.If(pop):
+        m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
     m.d.sync += [stored.eq(stored + _step(result_valid, pop)),
                  nonempty.eq(_next_nonzero(stored, result_valid, pop))]
 
