@@ -110,6 +110,15 @@ def _add(a, b, cin=None):
     return (a + b + cin)[:max(len(a), len(b)) + 1].as_signed()
 
 
+def _xor_leaf(m, mag, neg, j):
+    """Registered ``(mag ^ -neg)`` as a signed leaf one bit wider, and ``neg`` beside it: with the
+    ``+neg`` that a tree adder adds as its carry-in, ``-mag`` when ``neg``."""
+    leaf = Signal(signed(len(mag) + 1), name=f"prod{j}", reset_less=True)
+    sign = Signal(name=f"neg{j}", reset_less=True)
+    m.d.sync += [leaf.eq(Cat(mag, Const(0, 1)) ^ neg.replicate(len(mag) + 1)), sign.eq(neg)]
+    return leaf, sign
+
+
 def _partial_products(a, b):
     """Unsigned ``a * b`` as shifted partial products (their sum is the product), so synthesis
     maps it to LUTs (Yosys turns every ``$mul`` into DSP blocks on ECP5). A balanced sum of them
@@ -171,9 +180,9 @@ class BlockDotProduct(wiring.Component):
         The first level of the adder tree. ``"generic"``: inferred adders, each product made
         signed by a LUT4 per bit (``magnitude ^ -neg``) in front of them. ``"ecp5-ccu2c"`` (ECP5
         only): ECP5 carry chains that apply both products' signs in their own LUT4s
-        (:func:`hdl.common.ecp5_carry.xor_add`), so the product registers hold magnitudes. Both
-        add the ``+neg`` of every negative product in one more tree leaf. No effect on INT8 x
-        INT8 in DSP blocks (signed products).
+        (:func:`hdl.common.ecp5_carry.xor_add`), so the product registers hold magnitudes. In
+        both the ``+neg`` of every negative product enters a tree adder as its carry-in. No
+        effect on INT8 x INT8 in DSP blocks (signed products).
 
     Members
     -------
@@ -334,10 +343,7 @@ class BlockDotProduct(wiring.Component):
                     leaves.append(delay(m, product[:pw], self.dsp_output_stage, f"mag{j}"))
                     signs.append(delay(m, neg, self.dsp_output_stage, f"neg{j}"))
                 else:
-                    leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
-                    sign = Signal(name=f"neg{j}", reset_less=True)
-                    m.d.sync += [leaf.eq(Cat(product[:pw], Const(0, 1)) ^ neg.replicate(pw + 1)),
-                                 sign.eq(neg)]
+                    leaf, sign = _xor_leaf(m, product[:pw], neg, j)
                     leaves.append(leaf)
                     signs.append(sign)
                 continue                # (no NaN codes in formats this narrow)
@@ -368,16 +374,15 @@ class BlockDotProduct(wiring.Component):
                 mag = (fine << Cat(Const(0, fine_bits), coarse))[:pw]
             else:
                 mag = (sig << shift)[:pw]
-            # (mag ^ -neg) + neg == (neg ? -mag : mag); the +neg goes into one shared leaf. The
-            # XOR is a LUT4 per bit here, or part of the first tree level's carry chains.
-            sign = Signal(name=f"neg{j}", reset_less=True)
+            # (mag ^ -neg) + neg == (neg ? -mag : mag); the +neg enters a tree adder as its
+            # carry-in. The XOR is a LUT4 per bit here, or part of the first tree level's carry
+            # chains.
             if self.xor_leaves:
                 leaf = Signal(pw, name=f"mag{j}", reset_less=True)
+                sign = Signal(name=f"neg{j}", reset_less=True)
                 m.d.sync += [leaf.eq(mag), sign.eq(neg)]
             else:
-                leaf = Signal(signed(pw + 1), name=f"prod{j}", reset_less=True)
-                m.d.sync += [leaf.eq(Cat(mag, Const(0, 1)) ^ neg.replicate(pw + 1)),
-                             sign.eq(neg)]
+                leaf, sign = _xor_leaf(m, mag, neg, j)
             leaves.append(leaf)
             signs.append(sign)
             if a_elem.nan_mantissas or a_elem.has_inf or b_elem.nan_mantissas or b_elem.has_inf:
