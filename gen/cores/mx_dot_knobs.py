@@ -53,21 +53,18 @@ class DotKnobs:
             raise ParamError(f"parameter {e}") from None
         if self.multipliers == "ecp5-dsp-fp":
             from hdl.formats import MX_FORMATS, mx_format
-            from hdl.mx.block_dot import DSP_MAGNITUDE_BITS, element_magnitude_bits
+            from hdl.mx.block_dot import DSP_MAGNITUDE_BITS, too_wide_for_dsp
 
-            def bits(fmt):
-                return element_magnitude_bits(mx_format(fmt).element)
-
-            for side in ("a", "b"):
-                fmt = getattr(self, f"{side}_format")
-                if bits(fmt) > DSP_MAGNITUDE_BITS:
-                    fits = ", ".join(f for f in MX_FORMATS if bits(f) <= DSP_MAGNITUDE_BITS)
-                    raise ParamError(
-                        f"parameter multipliers=ecp5-dsp-fp is not allowed with "
-                        f"{side}_format={fmt}: its element magnitudes need {bits(fmt)} bits, a "
-                        f"MULT18X18D operand takes {DSP_MAGNITUDE_BITS}; formats that fit: "
-                        f"{fits} (or use ecp5-dsp, which keeps the other pairs' products in "
-                        f"logic)")
+            formats = {f"{side}_format": getattr(self, f"{side}_format") for side in ("a", "b")}
+            for name, bits in too_wide_for_dsp(**{k: mx_format(f).element
+                                                  for k, f in formats.items()})[:1]:
+                fits = ", ".join(f for f in MX_FORMATS
+                                 if not too_wide_for_dsp(x=mx_format(f).element))
+                raise ParamError(
+                    f"parameter multipliers=ecp5-dsp-fp is not allowed with "
+                    f"{name}={formats[name]}: its element magnitudes need {bits} bits, a "
+                    f"MULT18X18D operand takes {DSP_MAGNITUDE_BITS}; formats that fit: "
+                    f"{fits} (or use ecp5-dsp, which keeps the other pairs' products in logic)")
 
     @property
     def pipeline_value(self) -> int | str:

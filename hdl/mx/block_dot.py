@@ -4,14 +4,14 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.common import check_choice, is_int
+from hdl.common import check_choice, is_int, is_power_of_two
 from hdl.common.ecp5_carry import ADDERS, xor_add
 from hdl.common.ecp5_mult import MULT_LATENCY, registered_multiply
 from hdl.common.pipeline import delay
 from hdl.formats import ElementFormat
 
 __all__ = ["MULTIPLIERS", "BlockDotProduct", "block_sum_width", "element_magnitude_bits",
-           "tree_levels"]
+           "too_wide_for_dsp", "tree_levels"]
 
 MULTIPLIERS = ("dsp", "lut", "ecp5-dsp", "ecp5-dsp-fp")
 #: Largest element magnitude (bits) ``multipliers="ecp5-dsp-fp"`` puts into a MULT18X18D: an
@@ -26,6 +26,14 @@ def element_magnitude_bits(elem):
     128), which every decoder accepts: it needs 8 bits, not 7.
     """
     return elem.int_bits if elem.is_float else elem.width
+
+
+def too_wide_for_dsp(**elems):
+    """``[(name, bits)]`` of the named element formats whose magnitudes do not fit a
+    ``multipliers="ecp5-dsp-fp"`` MULT18X18D operand (:data:`DSP_MAGNITUDE_BITS`): the one rule
+    behind the constructor's error and the CLI's."""
+    return [(name, element_magnitude_bits(elem)) for name, elem in elems.items()
+            if element_magnitude_bits(elem) > DSP_MAGNITUDE_BITS]
 
 
 #: Operands this wide (significand with its hidden bit, or INT8 magnitude), or with this many
@@ -203,8 +211,7 @@ class BlockDotProduct(wiring.Component):
         for name, elem in (("a_elem", a_elem), ("b_elem", b_elem)):
             if not isinstance(elem, ElementFormat):
                 raise TypeError(f"{name} must be an ElementFormat, not {elem!r}")
-        if not (is_int(block_size) and 2 <= block_size <= 64
-                and block_size & (block_size - 1) == 0):
+        if not (is_power_of_two(block_size) and 2 <= block_size <= 64):
             raise ValueError(f"block_size must be a power of two in 2..64, not {block_size!r}")
         levels = tree_levels(block_size)
         if not (is_int(tree_stages) and 0 <= tree_stages <= levels):
@@ -224,13 +231,12 @@ class BlockDotProduct(wiring.Component):
         # Any other pair with ecp5-dsp-fp: sign-magnitude products of decoded magnitudes.
         self.dsp_magnitudes = multipliers == "ecp5-dsp-fp" and not self.dsp_products
         if self.dsp_magnitudes:
-            for name, elem in (("a_elem", a_elem), ("b_elem", b_elem)):
-                bits = element_magnitude_bits(elem)
-                if bits > DSP_MAGNITUDE_BITS:
-                    raise ValueError(
-                        f"multipliers='ecp5-dsp-fp' needs element magnitudes of at most "
-                        f"{DSP_MAGNITUDE_BITS} bits (a MULT18X18D operand); {name} {elem.name} "
-                        f"has {bits}: use multipliers='ecp5-dsp' (its products in logic)")
+            elems = {"a_elem": a_elem, "b_elem": b_elem}
+            for name, bits in too_wide_for_dsp(**elems)[:1]:
+                raise ValueError(
+                    f"multipliers='ecp5-dsp-fp' needs element magnitudes of at most "
+                    f"{DSP_MAGNITUDE_BITS} bits (a MULT18X18D operand); {name} {elems[name].name} "
+                    f"has {bits}: use multipliers='ecp5-dsp' (its products in logic)")
         logic = not (self.dsp_products or self.dsp_magnitudes)
         # At 200 MHz the decoded operands get a register of their own when the decode and the
         # significand product do not fit one stage together: an INT8 operand decoded in logic
