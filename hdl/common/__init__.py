@@ -9,6 +9,7 @@ from .params import (
     check_power_of_two,
     check_range,
     is_int,
+    is_power_of_two,
 )
 from .pipeline import block_throughput, pipeline_stage
 from .tree import max_tree, reduce_tree
@@ -24,6 +25,7 @@ __all__ = [
     "check_range",
     "count_leading_zeros",
     "is_int",
+    "is_power_of_two",
     "max_tree",
     "pipeline_stage",
     "reduce_tree",

@@ -7,14 +7,15 @@ allowed set, before any hardware is built.
 from hdl.formats import MX_FORMATS, MXFormat
 
 __all__ = ["check_choice", "check_lanes", "check_mx_format", "check_power_of_two", "check_range",
-           "is_int"]
+           "is_int", "is_power_of_two"]
 
 
 def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_pow2(value):
+def is_power_of_two(value):
+    """``value`` is an int 1, 2, 4, ..."""
     return is_int(value) and value > 0 and value & (value - 1) == 0
 
 
@@ -35,7 +36,7 @@ def check_range(name, value, lo, hi):
 
 def check_power_of_two(name, value, lo, hi):
     """Return ``value`` if it is a power of two in ``lo..hi``."""
-    if not (_is_pow2(value) and lo <= value <= hi):
+    if not (is_power_of_two(value) and lo <= value <= hi):
         raise ValueError(f"{name} must be a power of two in {lo}..{hi}, not {value!r}")
     return value
 
@@ -45,7 +46,7 @@ def check_lanes(lanes, block_size, *, name="lanes"):
     ``block_size``."""
     if lanes is None:
         return block_size
-    if not (_is_pow2(lanes) and lanes <= block_size):   # block_size is a power of two
+    if not (is_power_of_two(lanes) and lanes <= block_size):   # block_size is a power of two
         allowed = ", ".join(str(1 << k) for k in range(block_size.bit_length()))
         raise ValueError(
             f"{name} must be a power of two that divides block_size ({block_size}): "

@@ -7,7 +7,7 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.common import check_choice, check_mx_format, is_int
+from hdl.common import check_choice, check_mx_format, is_int, is_power_of_two
 from hdl.common.pipeline import delay
 from hdl.common.stream_shell import stream_shell
 
@@ -83,8 +83,7 @@ class DotDatapath(wiring.Component):
                  multipliers="dsp", adders="generic"):
         self.a_format = check_mx_format(a_format, name="a_format")
         self.b_format = check_mx_format(b_format, name="b_format")
-        if not (is_int(block_size) and 2 <= block_size <= 64
-                and block_size & (block_size - 1) == 0):
+        if not (is_power_of_two(block_size) and 2 <= block_size <= 64):
             raise ValueError(f"block_size must be a power of two in 2..64, not {block_size!r}")
         self.block_size = block_size
         self.accum = check_choice("accum", accum, ACCUM_MODES)

@@ -3,7 +3,7 @@
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed
 
-from hdl.common import check_choice, is_int
+from hdl.common import check_choice, is_int, is_power_of_two
 from hdl.common.ecp5_carry import ADDERS, clearable_add
 from hdl.common.fp32 import RoundToFP32
 from hdl.common.pipeline import delay
@@ -298,7 +298,7 @@ class ExactAccumulator(BlockAccumulator):
         # scale_sum // FINE_SHIFT when C is a power of two, else a table of its 6 bits.
         eighths = self.scale_sum[fine_bits:]
         per_chunk = C // FINE_SHIFT
-        if per_chunk & (per_chunk - 1) == 0:
+        if is_power_of_two(per_chunk):
             split = per_chunk.bit_length() - 1
             q, coarse_amount = eighths[split:], eighths[:split]
         else:
@@ -460,7 +460,7 @@ class ExactAccumulator(BlockAccumulator):
         v_lo, v_hi = Signal(LOW_BITS), Signal(C + 1)
         v_exp = Signal(signed(11))
         # u_index * C: a shift, or a table (Yosys puts a multiply by a constant into a DSP).
-        index_weight = (u_index << (C.bit_length() - 1) if C & (C - 1) == 0
+        index_weight = (u_index << (C.bit_length() - 1) if is_power_of_two(C)
                         else _lookup(u_index, [k * C for k in range(N)]))
         # Bit 0 of the window (bit C - LOW_BITS of piece index-1) weighs
         # 2**(index * C - LOW_BITS + lsb_exp - 254).
