@@ -34,6 +34,9 @@ LUT_FACTOR = {("mxfp4_e2m1", "mxfp4_e2m1"): 1.5}      # FP4 spends no DSPs here:
 FMAX_ARRAY = {("mxint8", "mxint8"): 150.0}
 #: The anchor pair that also runs with its products in DSPs (multipliers=ecp5-dsp-fp).
 DSP_FP_PAIR = ("mxfp6_e2m3", "mxfp6_e2m3")
+#: The anchor pair that also runs with the candidate chain on LUT4 / PFUMX 4:1 muxes
+#: (muxes=ecp5-pfumx: fewer LUT4s, the clock is not as high).
+PFUMX_PAIR = ("mxfp4_e2m1", "mxfp4_e2m1")
 
 FORMATS = list(MX_FORMATS)
 #: nextpnr's timing target for these runs (the issue's headline Fmax).
@@ -93,6 +96,8 @@ def bench_synth(pairs, *, seeds: int, out: Path, accum: str = "exact") -> list[d
         # (multipliers=ecp5-dsp-fp), beside the row with them in logic.
         if core == "mx-dot" and target.startswith("ecp5") and DSP_FP_PAIR in todo:
             batches.append(([DSP_FP_PAIR], [*base, "multipliers=ecp5-dsp-fp"]))
+        if core == "mx-dot" and target.startswith("ecp5") and PFUMX_PAIR in todo:
+            batches.append(([PFUMX_PAIR], [*base, "muxes=ecp5-pfumx"]))
         for pairs, fixed in batches:
             if not pairs:
                 continue
@@ -164,7 +169,7 @@ def markdown(rows: list[dict]) -> str:
             continue
         name = r["core"] + ("".join(f" {f}" for f in r.get("fixed", [])
                                     if f.startswith(("accum", "rows", "multipliers",
-                                                     "adders"))))
+                                                     "adders", "muxes"))))
         lines.append(
             f"| {name} | {r['target']} | {r['a_format']} x {r['b_format']} | "
             f"{r['lut4']:,} | {r['carry']} | {r['ff']:,} | {r['dsp']} | "

@@ -18,7 +18,14 @@ from sim.vectors.mx_dot import random_dot_groups
 from ..params import Params, param
 from ..registry import Core, VectorError, register
 from .mx_blocking import BLOCK_SIZES, require
-from .mx_dot_knobs import DotKnobs, accum_param, adders_param, multipliers_param, pipeline_param
+from .mx_dot_knobs import (
+    DotKnobs,
+    accum_param,
+    adders_param,
+    multipliers_param,
+    muxes_param,
+    pipeline_param,
+)
 
 ARRAY_SIZES = tuple(range(1, 17))
 #: K blocks of the generated stimulus (user vectors may use any count >= 1).
@@ -41,13 +48,14 @@ class MXArrayParams(DotKnobs, Params):
     pipeline: str = pipeline_param("register placement in every PE, as for mx-dot")
     multipliers: str = multipliers_param()
     adders: str = adders_param()
+    muxes: str = muxes_param()
 
 
 def _build(p: MXArrayParams):
     from hdl.mx.array import MXArray
     return MXArray(p.rows, p.cols, p.a_format, p.b_format, block_size=p.block_size,
                    accum=p.accum, pipeline=p.pipeline_value, multipliers=p.multipliers,
-                   adders=p.adders)
+                   adders=p.adders, muxes=p.muxes)
 
 
 def _top_name(p: MXArrayParams) -> str:

@@ -13,7 +13,14 @@ from sim.vectors.mx_dot import corner_dot_groups, random_dot_groups
 from ..params import Params, param
 from ..registry import Core, VectorError, register
 from .mx_blocking import BLOCK_SIZES, require
-from .mx_dot_knobs import DotKnobs, accum_param, adders_param, multipliers_param, pipeline_param
+from .mx_dot_knobs import (
+    DotKnobs,
+    accum_param,
+    adders_param,
+    multipliers_param,
+    muxes_param,
+    pipeline_param,
+)
 
 #: Blocks per group in the generated stimulus (user vectors may use any count >= 1).
 STIMULUS_BLOCKS = 3
@@ -30,12 +37,14 @@ class MXDotParams(DotKnobs, Params):
     pipeline: str = pipeline_param("register placement: a stage count or a target frequency")
     multipliers: str = multipliers_param()
     adders: str = adders_param()
+    muxes: str = muxes_param()
 
 
 def _build(p: MXDotParams):
     from hdl.mx.dot import MXDot
     return MXDot(p.a_format, p.b_format, block_size=p.block_size, accum=p.accum,
-                 pipeline=p.pipeline_value, multipliers=p.multipliers, adders=p.adders)
+                 pipeline=p.pipeline_value, multipliers=p.multipliers, adders=p.adders,
+                 muxes=p.muxes)
 
 
 def _top_name(p: MXDotParams) -> str:

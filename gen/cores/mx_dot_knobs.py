@@ -1,6 +1,6 @@
 """The datapath parameters mx-dot and mx-array share (each mx-array PE is the mx-dot datapath):
-``accum``, ``pipeline``, ``multipliers``, ``adders``, their check, and the module-name suffix
-they make."""
+``accum``, ``pipeline``, ``multipliers``, ``adders``, ``muxes``, their check, and the module-name
+suffix they make."""
 
 from __future__ import annotations
 
@@ -35,15 +35,24 @@ def adders_param():
                      "faster, one cycle more latency with accum=exact)")
 
 
+def muxes_param():
+    return param("generic", kind="enum", choices=("generic", "ecp5-pfumx"),
+                 doc="the exact accumulator's candidate chain (accum=exact only; generic: "
+                     "inferred 2:1 muxes, one piece per stage, any device; ecp5-pfumx: 4:1 "
+                     "muxes of two LUT4s and the slice's PFUMX, three pieces per stage, ECP5 "
+                     "targets only: fewer LUT4s, one cycle more latency)")
+
+
 class DotKnobs:
     """Methods of the parameter dataclasses with ``block_size``, ``accum``, ``pipeline`` and
-    ``multipliers``, ``adders`` fields."""
+    ``multipliers``, ``adders``, ``muxes`` fields."""
 
     block_size: int
     accum: str
     pipeline: str
     multipliers: str
     adders: str
+    muxes: str
 
     def check(self):
         from hdl.mx.dot import resolve_pipeline
@@ -51,6 +60,10 @@ class DotKnobs:
             resolve_pipeline(self.pipeline, self.block_size)
         except ValueError as e:
             raise ParamError(f"parameter {e}") from None
+        if self.muxes != "generic" and self.accum != "exact":
+            raise ParamError(f"parameter muxes={self.muxes} builds the exact accumulator's "
+                             f"candidate chain; with accum={self.accum} there is none: use "
+                             f"muxes=generic")
         if self.multipliers == "ecp5-dsp-fp":
             from hdl.formats import MX_FORMATS, mx_format
             from hdl.mx.block_dot import DSP_MAGNITUDE_BITS, too_wide_for_dsp
@@ -80,4 +93,5 @@ class DotKnobs:
         mul = {"lut": "_lutmul", "ecp5-dsp": "_ecp5dsp",
                "ecp5-dsp-fp": "_ecp5dspfp"}.get(self.multipliers, "")
         add = "_ccu2c" if self.adders == "ecp5-ccu2c" else ""
-        return f"b{self.block_size}_{self.accum}_{pipe}{mul}{add}"
+        mux = "_pfumx" if self.muxes == "ecp5-pfumx" else ""
+        return f"b{self.block_size}_{self.accum}_{pipe}{mul}{add}{mux}"

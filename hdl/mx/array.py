@@ -40,7 +40,7 @@ class MXArray(wiring.Component):
     ----------
     rows, cols : int
         Array shape, 1..16 each.
-    a_format, b_format, block_size, accum, pipeline, multipliers, adders :
+    a_format, b_format, block_size, accum, pipeline, multipliers, adders, muxes :
         As for ``MXDot``, per PE.
 
     Members
@@ -53,19 +53,19 @@ class MXArray(wiring.Component):
     """
 
     def __init__(self, rows, cols, a_format, b_format, block_size=32, accum="exact",
-                 pipeline="200mhz", multipliers="dsp", adders="generic"):
+                 pipeline="200mhz", multipliers="dsp", adders="generic", muxes="generic"):
         for name, v in (("rows", rows), ("cols", cols)):
             if not (is_int(v) and 1 <= v <= 16):
                 raise ValueError(f"{name} must be an integer in 1..16, not {v!r}")
         self.rows, self.cols = rows, cols
         self.pes = [[DotDatapath(a_format, b_format, block_size, accum, pipeline, multipliers,
-                                 adders) for _ in range(cols)] for _ in range(rows)]
+                                 adders, muxes) for _ in range(cols)] for _ in range(rows)]
         pe = self.pes[0][0]
         self.a_format, self.b_format = pe.a_format, pe.b_format
         self.block_size, self.accum, self.pipeline = block_size, accum, pipeline
         # PE (rows-1, cols-1) sees a tile's blocks rows+cols-2 cycles after PE (0, 0).
         self.skew = rows + cols - 2
-        self.fifo_depth = 1 + self.skew + pe.latency + 4
+        self.fifo_depth = self.skew + pe.latency + 4        # as for MXDot
         a_w, b_w = pe.a_format.element.width, pe.b_format.element.width
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({

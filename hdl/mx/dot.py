@@ -8,6 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.common import check_choice, check_mx_format, is_int, is_power_of_two
+from hdl.common.ecp5_mux import MUXES
 from hdl.common.pipeline import delay
 from hdl.common.stream_shell import stream_shell
 
@@ -65,7 +66,7 @@ class DotDatapath(wiring.Component):
 
     Parameters
     ----------
-    a_format, b_format, block_size, accum, pipeline, multipliers, adders :
+    a_format, b_format, block_size, accum, pipeline, multipliers, adders, muxes :
         As for :class:`MXDot`.
 
     Members
@@ -80,13 +81,16 @@ class DotDatapath(wiring.Component):
     """
 
     def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
-                 multipliers="dsp", adders="generic"):
+                 multipliers="dsp", adders="generic", muxes="generic"):
         self.a_format = check_mx_format(a_format, name="a_format")
         self.b_format = check_mx_format(b_format, name="b_format")
         if not (is_power_of_two(block_size) and 2 <= block_size <= 64):
             raise ValueError(f"block_size must be a power of two in 2..64, not {block_size!r}")
         self.block_size = block_size
         self.accum = check_choice("accum", accum, ACCUM_MODES)
+        if check_choice("muxes", muxes, MUXES) != "generic" and accum != "exact":
+            raise ValueError(f"muxes={muxes!r} builds the exact accumulator's candidate chain; "
+                             f"with accum={accum!r} there is none: use muxes='generic'")
         self.pipeline = pipeline
         tree_stages, round_stages, product_stages = resolve_pipeline(pipeline, block_size)
         a_elem, b_elem = self.a_format.element, self.b_format.element
@@ -97,7 +101,7 @@ class DotDatapath(wiring.Component):
         lsb_exp = a_elem.lsb_exp + b_elem.lsb_exp
         if accum == "exact":
             self.accumulator = ExactAccumulator(width, lsb_exp, round_stages=round_stages,
-                                                adders=adders)
+                                                adders=adders, muxes=muxes)
         else:
             self.accumulator = FP32Accumulator(width, lsb_exp, round_stages=round_stages)
         super().__init__({
@@ -126,7 +130,7 @@ class DotDatapath(wiring.Component):
         }
         if self.accum == "exact":
             out.update(accumulator_bits=acc.width, accumulator_pieces=acc.chunks,
-                       max_group_blocks=acc.max_blocks, adders=acc.adders)
+                       max_group_blocks=acc.max_blocks, adders=acc.adders, muxes=acc.muxes)
         return out
 
     def elaborate(self, platform):
@@ -177,6 +181,11 @@ class MXDot(wiring.Component):
         only): the first level of the block's adder tree applies the products' signs (see
         :class:`BlockDotProduct`), and the exact accumulator's pieces clear themselves (see
         :class:`ExactAccumulator`).
+    muxes : {"generic", "ecp5-pfumx"}
+        The exact accumulator's candidate chain (``accum="exact"`` only): inferred 2:1 muxes,
+        one piece per stage (any device), or ECP5 4:1 muxes of two LUT4s and a PFUMX, three
+        pieces per stage (ECP5 only): fewer LUT4s, one cycle more latency (see
+        :class:`ExactAccumulator`).
 
     Members
     -------
@@ -185,14 +194,17 @@ class MXDot(wiring.Component):
     """
 
     def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
-                 multipliers="dsp", adders="generic"):
+                 multipliers="dsp", adders="generic", muxes="generic"):
         self.datapath = DotDatapath(a_format, b_format, block_size, accum, pipeline,
-                                    multipliers, adders)
+                                    multipliers, adders, muxes)
         self.a_format, self.b_format = self.datapath.a_format, self.datapath.b_format
         self.block_size, self.accum, self.pipeline = block_size, accum, pipeline
         # Results in flight are bounded by the datapath latency: size the FIFO so a consumer
-        # that is always ready never throttles the input.
-        self.fifo_depth = 1 + self.datapath.latency + 4
+        # that is always ready never throttles the input. A group's credit is out from its last
+        # beat until the cycle after its result leaves the output register, latency + 4 cycles
+        # (one entry fewer stalls the full-rate test; one more can cost a bank of LUT RAM and
+        # its read mux: MXINT8 at 49 entries +32 LUT4).
+        self.fifo_depth = self.datapath.latency + 4
         a_w, b_w = self.a_format.element.width, self.b_format.element.width
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({

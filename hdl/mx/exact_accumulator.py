@@ -5,6 +5,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed
 
 from hdl.common import check_choice, is_int, is_power_of_two
 from hdl.common.ecp5_carry import ADDERS, clearable_add
+from hdl.common.ecp5_mux import MUXES, mux4
 from hdl.common.fp32 import RoundToFP32
 from hdl.common.pipeline import delay
 
@@ -38,6 +39,10 @@ SELECT_COPIES = 2
 #: its piece, FP32's other 23 significand bits and the guard bit. The bits under them only feed
 #: the sticky bit (a flag per piece), so they are neither carried nor multiplexed.
 LOW_BITS = 24
+#: Pieces per candidate-chain stage with ``muxes="ecp5-pfumx"``: the stage picks the new mixed
+#: piece among the old one and these with one 4:1 mux per bit (two LUT4s and a PFUMX) where one
+#: piece per stage takes a 2:1 mux (one LUT4) per bit, so 3 pieces cost 2 LUT4s instead of 3.
+GROUP_PIECES = 3
 #: Candidate-chain references to a window piece (see ``ExactAccumulator._chain_stage``).
 ZERO, ONES, MIXED_HI, MIXED_LO = range(4)
 
@@ -101,14 +106,26 @@ class ExactAccumulator(BlockAccumulator):
         clear the piece operand in their own LUT4s (:func:`hdl.common.ecp5_carry.clearable_add`),
         so the piece register is the adder's only load, packed beside its chain, and the
         candidate chain reads it directly; its zero / all-ones flags are taken from that register,
-        not the adder (one cycle more latency, and a delay register where the copy was).
+        not the adder (one cycle more latency, and a delay register where the copy was). The
+        carry out is the sum of one more chain cell (two zero operand bits on top), and the
+        carry registers have no reset (the pieces stay cleared one cycle longer after a reset
+        instead), so nextpnr packs the top bits' piece registers and the carry register beside
+        the chain.
+    muxes : {"generic", "ecp5-pfumx"}
+        The candidate chain. ``"generic"``: one piece per stage, its data fields through
+        inferred 2:1 muxes (one LUT4 per bit). ``"ecp5-pfumx"`` (ECP5 only):
+        :data:`GROUP_PIECES` pieces per stage (:meth:`_grouped_chain`), the data fields through
+        4:1 muxes of two LUT4s and the slice's PFUMX (:func:`hdl.common.ecp5_mux.mux4`): two
+        LUT4s per bit for three pieces (MXFP4 x MXFP4: -160 LUT4), one cycle more latency, and
+        flip-flops where the pieces and the stage before wait for a group's last piece.
 
     Members
     -------
     As for :class:`BlockAccumulator`.
     """
 
-    def __init__(self, sum_width, lsb_exp, *, chunk=32, round_stages=2, adders="generic"):
+    def __init__(self, sum_width, lsb_exp, *, chunk=32, round_stages=2, adders="generic",
+                 muxes="generic"):
         if not (is_int(chunk) and 32 <= chunk <= 64 and chunk % 8 == 0):
             raise ValueError(f"chunk must be a multiple of 8 in 32..64, not {chunk!r}")
         super().__init__(sum_width, lsb_exp)
@@ -116,6 +133,12 @@ class ExactAccumulator(BlockAccumulator):
         self.adders = check_choice("adders", adders, ADDERS)
         # Cycles from a piece's adder to its zero / all-ones flags' first level.
         self._flag_delay = 0 if self.adders == "generic" else 1
+        self.muxes = check_choice("muxes", muxes, MUXES)
+        # Pieces per candidate-chain stage, and the chain's registers behind the top piece's
+        # adder: the flags (three, four with ecp5-ccu2c), with ecp5-pfumx the group's summary,
+        # and the stage.
+        self._group = GROUP_PIECES if self.muxes == "ecp5-pfumx" else 1
+        self._chain_delay = 4 + self._flag_delay + (self._group > 1)
         self.chunks = -(-(sum_width + SCALE_SUM_MAX + MIN_GUARD) // chunk)
         self.width = self.chunks * chunk
         # |partial sum| <= n * 2**(sum_width - 1) * 2**508 must stay below 2**(width - 1).
@@ -130,30 +153,24 @@ class ExactAccumulator(BlockAccumulator):
     def latency(self):
         """Cycles from a group's last block at the inputs to ``o_valid``."""
         # two entry registers (coarse, fine shift), one stage per piece, the candidate chain's
-        # three (ecp5-ccu2c: four) registers behind the top piece's adder, the candidate pick,
-        # the negation (two registered halves), the rounder and the output register.
-        return 2 + self.chunks + 3 + self._flag_delay + 1 + 2 + self.rounder.latency + 1
+        # four registers behind the top piece's adder (one more each with ecp5-ccu2c and
+        # ecp5-pfumx), the candidate pick, the negation (two registered halves), the rounder
+        # and the output register.
+        return 2 + self.chunks + self._chain_delay + 1 + 2 + self.rounder.latency + 1
 
-    def _chain_stage(self, m, k, total, piece, state):
-        """Candidate-chain stage ``k``: from piece ``k`` (``total``, this cycle's adder output,
-        and ``piece``, the register holding it next cycle) its flags, and one cycle after them
-        the choice among pieces ``0..k``. Returns the stage's state registers, three cycles
-        behind the adder (four with the ``ecp5-ccu2c`` adders, whose flags start from
-        ``piece``: the adder output has no load but the piece register there).
-
-        Only one pair of pieces is carried as data: ``mixed`` = the highest *mixed* piece so far
-        (neither all zeros nor all ones; piece 0 to begin with) and the piece under it. A mixed
-        piece leads for either sign. Above the last mixed piece every piece is all zeros or all
-        ones, so a leading piece there, and the piece under it, are one of four references:
-        ``ZERO``, ``ONES``, ``MIXED_HI`` (the mixed piece, when it lies just below) or
-        ``MIXED_LO``. Per sign the chain keeps ``hi``/``lo`` references, the leading ``index`` and
-        ``sticky`` (any nonzero piece under ``lo``). This halves the multiplexed data bits
-        compared with carrying two data candidates.
-        """
-        C, N = self.chunk, self.chunks
-        # The zero / all-ones tests of the piece in two steps: per FLAG_GROUP bits, then across
-        # the groups. As one 32-bit test after the piece register it was the critical path of
-        # most pairs (6.1-6.7 ns, three LUT levels and their routing).
+    def _piece_flags(self, m, k, total, piece):
+        """Piece ``k``'s data and flags for the candidate chain, three cycles behind its adder
+        (four with the ``ecp5-ccu2c`` adders, whose flags start from ``piece``: the adder output
+        has no load but the piece register there): a dict of ``data``, ``nz``, ``noa``, ``tail``,
+        ``mixed`` (a list of :data:`FLAG_COPIES` copies, one for the grouped chain) and, for
+        the grouped chain, ``ref`` (the piece as the piece under a leading one). ``total`` is
+        this cycle's adder output, ``piece`` the register holding it next cycle."""
+        C = self.chunk
+        # The zero / all-ones tests of the piece in three steps: per FLAG_GROUP bits, across
+        # the groups, then the mixed flag from those two. As one 32-bit test after the piece
+        # register it was the critical path of most pairs (6.1-6.7 ns, three LUT levels and
+        # their routing), and with the mixed flag in the second step (16 inputs, three LUT
+        # levels) it was MXFP4's once the carry registers were packed.
         if self._flag_delay:
             source = piece
             piece = Signal(C, name=f"piece{k}_d1", reset_less=True)
@@ -165,18 +182,46 @@ class ExactAccumulator(BlockAccumulator):
         all_g = Signal(len(groups), name=f"piece{k}_all", reset_less=True)
         m.d.sync += [any_g.eq(Cat(g.any() for g in groups)),
                      all_g.eq(Cat(g.all() for g in groups))]
-        # Flags one cycle after the piece, with the piece delayed beside them: the compares
-        # would otherwise sit in series with the mux they steer.
-        data = Signal(C, name=f"piece{k}_d", reset_less=True)
-        nz, noa = Signal(name=f"piece{k}_nz", reset_less=True), \
-            Signal(name=f"piece{k}_noa", reset_less=True)
-        mixed = [Signal(name=f"piece{k}_mixed{c}", reset_less=True, attrs={"keep": 1})
-                 for c in range(FLAG_COPIES)]
-        # Any bit set under the piece's top LOW_BITS (the part that only feeds the sticky).
-        tail = Signal(name=f"piece{k}_tail", reset_less=True)
-        m.d.sync += [data.eq(piece), nz.eq(any_g.any()), noa.eq(~all_g.all()),
-                     *[f.eq(any_g.any() & ~all_g.all()) for f in mixed],
-                     tail.eq(any_g[:(C - LOW_BITS) // FLAG_GROUP].any())]
+        nz_e, noa_e = (Signal(name=f"piece{k}_nz_e", reset_less=True),
+                       Signal(name=f"piece{k}_noa_e", reset_less=True))
+        tail_e = Signal(name=f"piece{k}_tail_e", reset_less=True)
+        data_e = Signal(C, name=f"piece{k}_de", reset_less=True)
+        m.d.sync += [nz_e.eq(any_g.any()), noa_e.eq(~all_g.all()),
+                     # Any bit set under the piece's top LOW_BITS (only the sticky needs it).
+                     tail_e.eq(any_g[:(C - LOW_BITS) // FLAG_GROUP].any()),
+                     data_e.eq(piece)]
+        # The flags, with the piece delayed beside them: the compares would otherwise sit in
+        # series with the mux they steer.
+        flags = {"data": Signal(C, name=f"piece{k}_d", reset_less=True),
+                 "nz": Signal(name=f"piece{k}_nz", reset_less=True),
+                 "noa": Signal(name=f"piece{k}_noa", reset_less=True),
+                 "mixed": [Signal(name=f"piece{k}_mixed{c}", reset_less=True,
+                                  attrs={"keep": 1} if self._group == 1 else {})
+                           for c in range(FLAG_COPIES if self._group == 1 else 1)],
+                 "tail": Signal(name=f"piece{k}_tail", reset_less=True)}
+        m.d.sync += [flags["data"].eq(data_e), flags["nz"].eq(nz_e), flags["noa"].eq(noa_e),
+                     flags["tail"].eq(tail_e), *[f.eq(nz_e & noa_e) for f in flags["mixed"]]]
+        if self._group > 1:
+            flags["ref"] = Signal(2, name=f"piece{k}_ref", reset_less=True)
+            m.d.sync += flags["ref"].eq(Mux(nz_e & noa_e, MIXED_HI, Mux(nz_e, ONES, ZERO)))
+        return flags
+
+    def _chain_stage(self, m, k, flags, state):
+        """Candidate-chain stage ``k``: from piece ``k``'s ``flags`` (:meth:`_piece_flags`) the
+        choice among pieces ``0..k``, one cycle after them. Returns the stage's state
+        registers.
+
+        Only one pair of pieces is carried as data: ``mixed`` = the highest *mixed* piece so far
+        (neither all zeros nor all ones; piece 0 to begin with) and the piece under it. A mixed
+        piece leads for either sign. Above the last mixed piece every piece is all zeros or all
+        ones, so a leading piece there, and the piece under it, are one of four references:
+        ``ZERO``, ``ONES``, ``MIXED_HI`` (the mixed piece, when it lies just below) or
+        ``MIXED_LO``. Per sign the chain keeps ``hi``/``lo`` references, the leading ``index`` and
+        ``sticky`` (any nonzero piece under ``lo``). This halves the multiplexed data bits
+        compared with carrying two data candidates.
+        """
+        C, N = self.chunk, self.chunks
+        data, nz, noa, mixed, tail = (flags[key] for key in ("data", "nz", "noa", "mixed", "tail"))
 
         def ref(sign, key):
             return Signal(2, name=f"c{k}_{sign}_{key}", reset_less=True)
@@ -238,6 +283,165 @@ class ExactAccumulator(BlockAccumulator):
                 cur["index"].eq(Mux(lead, k, old["index"])),
                 cur["sticky"].eq(Mux(lead, state["below"], old["sticky"])),
             ]
+        return new
+
+    def _grouped_chain(self, m, flags):
+        """The candidate chain with :data:`GROUP_PIECES` pieces per stage (``muxes="ecp5-pfumx"``)
+        from every piece's :meth:`_piece_flags`; returns the last stage's state, as
+        :meth:`_chain_stage` would one cycle later.
+
+        A stage makes the choice :meth:`_chain_stage` makes piece by piece, for its group at
+        once. Its pieces are final one cycle apart, so each waits for the group's last one; then
+        one cycle registers each piece's mixed flag and reference, the next sums the group up
+        from those alone (:meth:`_group_summary`: which piece is the new mixed one and which
+        leads for each sign, and what that makes of the references), and the next combines
+        that with the stage before, whose state waits for it, in one LUT level per field, and
+        picks the two data fields through :func:`hdl.common.ecp5_mux.mux4`.
+        """
+        C, N, G = self.chunk, self.chunks, self._group
+        state, prev_last = None, None
+        for g, k0 in enumerate(range(0, N, G)):
+            ks = list(range(k0, min(k0 + G, N)))
+            last = ks[-1]
+            # Each piece's flags in the cycle the group's last piece has them.
+            waited = [{key: delay(m, f[0] if key == "mixed" else f, last - k,
+                                  f"piece{k}_w_{key}") for key, f in flags[k].items()}
+                      for k in ks]
+            if state is None:
+                # Piece 0 starts the chain, as in _chain_stage's stage 0: the mixed piece and
+                # both signs' choice whatever it holds.
+                data0, nz0, tail0 = (delay(m, waited[0][key], 1, f"piece0_g_{key}")
+                                     for key in ("data", "nz", "tail"))
+                state = {"prev": data0[C - LOW_BITS:], "prev_nz": nz0, "prev_tail": tail0,
+                         "prev_ref": Const(MIXED_HI, 2), "below": Const(0, 1),
+                         "mixed_hi": data0, "mixed_lo": data0[C - LOW_BITS:],
+                         "mixed_hi_nz": nz0, "mixed_hi_tail": tail0,
+                         "mixed_lo_nz": nz0, "mixed_lo_tail": tail0,
+                         **{sign: {"hi": Const(MIXED_HI, 2), "lo": Const(ZERO, 2),
+                                   "index": Const(0, range(N)), "sticky": Const(0, 1)}
+                            for sign in ("pos", "neg")}}
+                ks, waited = ks[1:], waited[1:]
+            else:
+                # The stage before registered its state one cycle after its summary, as this
+                # one will; the state waits for the pieces in between.
+                wait = last - prev_last - 1
+                state = {key: ({sub: delay(m, v, wait, f"g{g}_{key}_{sub}")
+                                for sub, v in value.items()} if isinstance(value, dict)
+                               else delay(m, value, wait, f"g{g}_{key}"))
+                         for key, value in state.items()}
+            summary = self._group_summary(m, g, ks, waited)
+            data = [delay(m, w["data"], 1, f"piece{k}_g_data") for k, w in zip(ks, waited)]
+            state = self._group_stage(m, g, data, summary, state)
+            prev_last = last
+        return state
+
+    def _group_summary(self, m, g, ks, waited):
+        """Registered summary of pieces ``ks`` (``waited``: their :meth:`_piece_flags`, all of
+        one cycle, ``mixed`` one flag) for :meth:`_group_stage`. Applying :meth:`_chain_stage`
+        to them in turn, the last *mixed* piece replaces the data fields and the last *leading*
+        piece of a sign sets that sign's references, index and sticky bit (a mixed piece leads
+        for both signs, so no later piece changes what the references point at)."""
+        N = self.chunks
+        nz, noa, tail, mixed, refs = ([w[key] for w in waited]
+                                      for key in ("nz", "noa", "tail", "mixed", "ref"))
+
+        def ref(i):
+            return refs[i]
+
+        def last_of(flags, values, default):
+            out = default
+            for flag, value in zip(flags, values):
+                out = Mux(flag, value, out)
+            return out
+
+        def reg(name, value, shape=1):
+            sig = Signal(shape, name=f"g{g}_s_{name}", reset_less=True)
+            m.d.sync += sig.eq(value)
+            return sig
+
+        n = len(ks)
+        out = {
+            # Which data: 0 the old mixed piece, i + 1 piece ks[i].
+            "sel": reg("sel", last_of(mixed, range(1, n + 1), 0), 2),
+            "any_mixed": reg("any_mixed", Cat(*mixed).any()),
+            "mixed_hi_tail": reg("mixed_hi_tail", last_of(mixed, tail, 0)),
+            # The piece under the last mixed one: ks[i - 1], or (i = 0) the old prev piece.
+            "mixed_lo_old": reg("mixed_lo_old", last_of(mixed, [i == 0 for i in range(n)], 0)),
+            "mixed_lo_nz": reg("mixed_lo_nz", last_of(mixed, [0, *nz[:-1]], 0)),
+            "mixed_lo_tail": reg("mixed_lo_tail", last_of(mixed, [0, *tail[:-1]], 0)),
+            "nz_under_last": reg("nz_under_last", Cat(0, *nz[:-1]).any()),
+            "last_ref": reg("last_ref", ref(n - 1), 2),
+            "last_nz": reg("last_nz", nz[-1]),
+            "last_tail": reg("last_tail", tail[-1]),
+        }
+        for sign, lead, uniform in (("pos", nz, ONES), ("neg", noa, ZERO)):
+            out[sign] = {
+                "any": reg(f"{sign}_any", Cat(*lead).any()),
+                "hi": reg(f"{sign}_hi", last_of(lead, [Mux(x, MIXED_HI, uniform)
+                                                         for x in mixed], 0), 2),
+                # The piece under the leading one: ks[i - 1] (its reference), or the old prev
+                # piece's reference (lo_old), unless the leading piece is mixed.
+                "lo": reg(f"{sign}_lo", last_of(lead, [Mux(mixed[i], MIXED_LO, ref(i - 1) if i
+                                                           else 0) for i in range(n)], 0), 2),
+                "lo_old": reg(f"{sign}_lo_old", last_of(lead, [~mixed[0] if i == 0 else 0
+                                                               for i in range(n)], 0)),
+                "index": reg(f"{sign}_index", last_of(lead, ks, 0), range(N)),
+                # Nonzero pieces of the group under the one under the leading one, and whether
+                # the old prev piece is under it too.
+                "below": reg(f"{sign}_below", last_of(lead, [Cat(0, *nz[:max(i - 1, 0)]).any()
+                                                             for i in range(n)], 0)),
+                "prev_under": reg(f"{sign}_prev_under", last_of(lead, [i > 0 for i in range(n)],
+                                                                0)),
+            }
+        return out
+
+    def _group_stage(self, m, g, data, summary, state):
+        """Stage ``g`` of :meth:`_grouped_chain`: the state after the group, from the one before
+        (``state``), the group's ``summary`` and its pieces' ``data`` (all of one cycle)."""
+        C, N = self.chunk, self.chunks
+        S, old = summary, state
+        tops = [d[C - LOW_BITS:] for d in data]
+        any_mixed = S["any_mixed"]
+        cur = {
+            "below": old["below"] | old["prev_nz"] | S["nz_under_last"],
+            "prev_ref": S["last_ref"], "prev_nz": S["last_nz"], "prev_tail": S["last_tail"],
+            "mixed_hi_nz": any_mixed | old["mixed_hi_nz"],
+            "mixed_lo_nz": Mux(any_mixed, Mux(S["mixed_lo_old"], old["prev_nz"],
+                                              S["mixed_lo_nz"]), old["mixed_lo_nz"]),
+            "mixed_hi_tail": Mux(any_mixed, S["mixed_hi_tail"], old["mixed_hi_tail"]),
+            "mixed_lo_tail": Mux(any_mixed, Mux(S["mixed_lo_old"], old["prev_tail"],
+                                                S["mixed_lo_tail"]), old["mixed_lo_tail"]),
+        }
+        for sign in ("pos", "neg"):
+            s, o = S[sign], old[sign]
+            cur[sign] = {
+                "hi": Mux(s["any"], s["hi"], o["hi"]),
+                "lo": Mux(s["any"], Mux(s["lo_old"], old["prev_ref"], s["lo"]), o["lo"]),
+                "index": Mux(s["any"], s["index"], o["index"]),
+                "sticky": Mux(s["any"], old["below"] | (s["prev_under"] & old["prev_nz"])
+                              | s["below"], o["sticky"]),
+            }
+        # The data: the old mixed piece or one of the group's, and the piece under it.
+        pad = 3 - len(data)
+        hi = mux4(m, S["sel"], [old["mixed_hi"], *data, *[data[-1]] * pad], f"g{g}_hi_mux")
+        lo = mux4(m, S["sel"], [old["mixed_lo"], old["prev"], *tops[:-1], *[tops[-1]] * pad],
+                  f"g{g}_lo_mux")
+        new = {}
+        for key, value in cur.items():
+            if isinstance(value, dict):
+                new[key] = {}
+                for sub, v in value.items():
+                    shape = range(N) if sub == "index" else (2 if sub in ("hi", "lo") else 1)
+                    new[key][sub] = Signal(shape, name=f"g{g}_{key}_{sub}", reset_less=True)
+                    m.d.sync += new[key][sub].eq(v)
+            else:
+                shape = 2 if key == "prev_ref" else 1
+                new[key] = Signal(shape, name=f"g{g}_{key}", reset_less=True)
+                m.d.sync += new[key].eq(value)
+        for key, width, value in (("prev", LOW_BITS, tops[-1]), ("mixed_hi", C, hi),
+                                  ("mixed_lo", LOW_BITS, lo)):
+            new[key] = Signal(width, name=f"g{g}_{key}", reset_less=True)
+            m.d.sync += new[key].eq(value)
         return new
 
     def elaborate(self, platform):
@@ -330,7 +534,7 @@ class ExactAccumulator(BlockAccumulator):
 
         # Delay line: stage k holds the block piece k works on next cycle.
         stages = [s0]
-        for k in range(1, N + 4 + self._flag_delay):
+        for k in range(1, N + 1 + self._chain_delay):
             prev, cur = stages[-1], stage_fields(k)
             # "sel" is not copied: each stage computes its own (select_next below).
             keep = ("valid", "last", "bad") if k > N - 1 else tuple(key for key in cur
@@ -350,12 +554,18 @@ class ExactAccumulator(BlockAccumulator):
         # candidate per sign and the sign picks one at the end.
         # The pieces stay cleared for two cycles after a reset: the select registers and then
         # the share registers still hold the selects and shares of blocks that were in flight
-        # (resetting the selects instead costs a LUT4 each).
-        after_reset = [Signal(name=f"after_reset{i}", reset_less=True) for i in range(2)]
-        m.d.sync += [after_reset[0].eq(ResetSignal()),
-                     after_reset[1].eq(ResetSignal() | after_reset[0])]
+        # (resetting the selects instead costs a LUT4 each). The ecp5-ccu2c carry registers
+        # have no reset (see below), so there the pieces stay cleared for one cycle more: a
+        # carry left over from those shares adds at most 1 to a cleared piece with a zero share,
+        # which carries no further.
+        after_reset = [Signal(name=f"after_reset{i}", reset_less=True)
+                       for i in range(2 + self._flag_delay)]
+        m.d.sync += after_reset[0].eq(ResetSignal())
+        m.d.sync += [cur.eq(ResetSignal() | prev)
+                     for prev, cur in zip(after_reset, after_reset[1:])]
         carry = Const(0)
         chain = None
+        flags = []
         for k in range(N):
             src, now = stages[k], stages[k + 1]
             # Piece k's share of the term, registered one stage ahead of its adder: window piece
@@ -371,7 +581,7 @@ class ExactAccumulator(BlockAccumulator):
             # The piece starts again from 0 after a group's last block (and after a reset).
             # Without a block the share and the carry are zero, so the piece holds its value
             # with no enable.
-            clear = ResetSignal() | after_reset[1] | (now["valid"] & now["last"])
+            clear = ResetSignal() | after_reset[-1] | (now["valid"] & now["last"])
             acc = Signal(C, name=f"acc{k}", reset_less=True)
             if self.adders == "generic":
                 # The clear and the domain reset are one condition, so they map to the
@@ -391,17 +601,30 @@ class ExactAccumulator(BlockAccumulator):
                 # clear, in the carry chain's own LUT4s. It is the chain's piece register too.
                 fresh = Signal(name=f"fresh{k}", reset_less=True)
                 m.d.sync += fresh.eq(clear)
-                total = clearable_add(m, acc, share, carry, fresh, f"piece{k}_add")
+                # Two more bits of zeros on top: the carry out is then the sum of a chain cell
+                # (nextpnr feeds a chain's own carry out to the fabric through a cell it adds,
+                # and then left the top sum bits' registers unpacked, ~1 ns of routing away:
+                # the end of MXFP4's critical path, carry register -> piece register).
+                zeros = Const(0, 2)
+                total = clearable_add(m, Cat(acc, zeros), Cat(share, zeros), carry, fresh,
+                                      f"piece{k}_add")
                 m.d.sync += acc.eq(total[:C])
                 piece = acc
-            next_carry = Signal(name=f"carry{k + 1}")
+            # Without a reset on ecp5-ccu2c: nextpnr puts the piece registers beside their chain
+            # only where the slice's other register has the same (no) reset, and the carry
+            # register sits beside the top of the chain.
+            next_carry = Signal(name=f"carry{k + 1}", reset_less=self.adders != "generic")
             m.d.sync += next_carry.eq(total[C])           # an idle piece adds 0: no carry
             carry = next_carry
-            chain = self._chain_stage(m, k, total[:C], piece, chain)
+            flags.append(self._piece_flags(m, k, total[:C], piece))
+            if self._group == 1:
+                chain = self._chain_stage(m, k, flags[k], chain)
+        if self._group > 1:
+            chain = self._grouped_chain(m, flags)
 
         # Rounding stage 1: the sign (the top piece's MSB) picks a candidate, whose references
         # become the two window pieces.
-        done = stages[N + 3 + self._flag_delay]
+        done = stages[N + self._chain_delay]
         neg = chain["prev"][-1]
         pick = {key: Mux(neg, chain["neg"][key], chain["pos"][key])
                 for key in ("hi", "lo", "index", "sticky")}

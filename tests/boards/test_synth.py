@@ -647,6 +647,35 @@ def test_ecp5_xor_add_is_carry_cells_and_registers_only(tmp_path):
     assert (r["cells"]["carry"], r["cells"]["lut4"], r["cells"]["ff"]) == (5, 0, 10)
 
 
+class TinyMux4(wiring.Component):
+    """A registered 8-bit 4:1 mux on ECP5 LUT4 / PFUMX slices (hdl.common.ecp5_mux)."""
+    options: In(4 * 8)
+    sel: In(2)
+    o: Out(8)
+
+    def elaborate(self, platform):
+        from hdl.common.ecp5_mux import mux4
+        m = Module()
+        m.d.sync += self.o.eq(mux4(m, self.sel, [self.options[8 * i:8 * i + 8]
+                                                 for i in range(4)], "mux"))
+        return m
+
+
+def test_ecp5_mux4_on_another_family_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"instantiates ECP5 PFUMX primitives "
+                                         r"\(muxes=ecp5-pfumx\), which ice40-up5k \(ice40\) "
+                                         r"does not have; use muxes=generic"):
+        synthesize(TinyMux4(), "tiny_mux4", "ice40-up5k", work_dir=tmp_path)
+
+
+def test_ecp5_mux4_is_two_lut4s_per_bit(tmp_path):
+    """Yosys keeps the slices of a registered 8-bit 4:1 mux: 16 LUT4s (inferred it maps each
+    bit as a 6-input LUT, four LUT4s)."""
+    r = synthesize(TinyMux4(), "tiny_mux4", "ecp5-25k", seeds=[1], work_dir=tmp_path,
+                   harness=False)
+    assert (r["cells"]["lut4"], r["cells"]["ff"]) == (16, 8)
+
+
 def test_ecp5_registered_multiply_maps_to_one_dsp_with_its_registers(tmp_path):
     """Yosys keeps the instance (1 MULT18X18D, no fabric flip-flops around it)."""
     r = synthesize(TinyMult(), "tiny_mult", "ecp5-25k", seeds=[1], work_dir=tmp_path,

@@ -168,13 +168,30 @@ def test_ecp5_ccu2c_adders_more_pairs(a, b, extra, sim, work_dir):
     check_ccu2c(a, b, extra, sim, work_dir)
 
 
-GROUP_LENGTH_CASES = [(blocks, accum, "generic") for accum in ("exact", "fp32")
-                      for blocks in (1, 2, 17)] + [(1, "exact", "ecp5-ccu2c")]
+#: muxes=ecp5-pfumx (the exact accumulator's candidate chain on ECP5 LUT4 / PFUMX slices, three
+#: pieces per stage, simulated through sim/models/LUT4.v and PFUMX.v): with and without the
+#: CCU2C pieces, on both simulators.
+PFUMX_CASES = [("mxfp4_e2m1", "mxfp4_e2m1", ("adders=ecp5-ccu2c",), "verilator"),
+               ("mxfp8_e5m2", "mxint8", (), "icarus")]
 
 
-@pytest.mark.parametrize("blocks, accum, adders", GROUP_LENGTH_CASES,
-                         ids=[f"{n}-{acc}-{add}" for n, acc, add in GROUP_LENGTH_CASES])
-def test_group_lengths(blocks, accum, adders, work_dir):
+@pytest.mark.parametrize("a, b, extra, sim", PFUMX_CASES,
+                         ids=[f"{a}-{b}-{sim}" for a, b, _, sim in PFUMX_CASES])
+def test_ecp5_pfumx_chain(a, b, extra, sim, work_dir):
+    check(pair_params(a, b, "muxes=ecp5-pfumx", *extra), sim, work_dir,
+          n=GROUPS if sim == "verilator" else 500)
+
+
+GROUP_LENGTH_CASES = ([(blocks, accum, "generic", "generic") for accum in ("exact", "fp32")
+                       for blocks in (1, 2, 17)]
+                      + [(1, "exact", "ecp5-ccu2c", "generic"),
+                         (1, "exact", "ecp5-ccu2c", "ecp5-pfumx")])
+
+
+@pytest.mark.parametrize("blocks, accum, adders, muxes", GROUP_LENGTH_CASES,
+                         ids=[f"{n}-{acc}-{add}" + ("-pfumx" if mux != "generic" else "")
+                              for n, acc, add, mux in GROUP_LENGTH_CASES])
+def test_group_lengths(blocks, accum, adders, muxes, work_dir):
     """Groups of 1 block (a result every cycle), 2 and 17 blocks, corners and random, from a
     vectors dict as `verify --vectors` passes it."""
     a, b = "mxfp6_e2m3", "mxint8"
@@ -182,8 +199,8 @@ def test_group_lengths(blocks, accum, adders, work_dir):
     corner = corner_dot_groups(a, b, 32, blocks)
     rand = random_dot_groups(rng, a, b, 600, blocks, 32)
     vectors = {k: np.concatenate([corner[k], rand[k]]) for k in corner}
-    check(pair_params(a, b, f"accum={accum}", f"adders={adders}"), "verilator", work_dir,
-          vectors=vectors)
+    check(pair_params(a, b, f"accum={accum}", f"adders={adders}", f"muxes={muxes}"),
+          "verilator", work_dir, vectors=vectors)
 
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])

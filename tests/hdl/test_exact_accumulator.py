@@ -6,17 +6,19 @@ purpose around what the accumulator's pieces make hard: a leading one at the bot
 (the result's low bits come from the piece under it), ties broken or not by a bit far below,
 cancellation down to a few bits, negative sums, and groups past the capacity.
 
-Both piece-adder implementations run. The Amaranth simulator cannot run the ECP5 ``CCU2C`` cells
-of ``adders="ecp5-ccu2c"``, so there :func:`hdl.common.ecp5_carry.clearable_add` is replaced by
-the sum it computes, which checks everything around it (the clear one cycle after a group's last
-block, the flags taken from the piece register); the cells themselves are checked through
-``sim/models/CCU2C.v`` by the core co-simulation (tests/cores/test_mx_dot_cosim.py).
+Both piece-adder and both candidate-chain implementations run. The Amaranth simulator cannot run
+the ECP5 ``CCU2C`` cells of ``adders="ecp5-ccu2c"`` or the LUT4 / PFUMX slices of
+``muxes="ecp5-pfumx"``, so there :func:`hdl.common.ecp5_carry.clearable_add` and
+:func:`hdl.common.ecp5_mux.mux4` are replaced by what they compute, which checks everything
+around them (the clear one cycle after a group's last block, the flags taken from the piece
+register, the grouped chain stages); the cells themselves are checked through ``sim/models/``
+by the core co-simulation (tests/cores/test_mx_dot_cosim.py).
 """
 
 import random
 
 import pytest
-from amaranth.hdl import ClockDomain, Module, Mux, Signal
+from amaranth.hdl import Array, ClockDomain, Module, Mux, Signal
 from amaranth.sim import Simulator
 
 from hdl.mx import exact_accumulator
@@ -35,17 +37,30 @@ def behavioral_clearable_add(m, acc, addend, cin, clear, name):
     return total
 
 
-ACC_CASES = [(adders, 32) for adders in ADDERS] + [("ecp5-ccu2c", 40), ("generic", 56)]
+def behavioral_mux4(m, sel, options, name):
+    """What the LUT4 / PFUMX slices of ``mux4`` compute, for the Amaranth simulator."""
+    out = Signal(len(options[0]), name=name)
+    m.d.comb += out.eq(Array(options)[sel])
+    return out
 
 
-@pytest.fixture(params=ACC_CASES, ids=[f"{a}-{c}" for a, c in ACC_CASES])
+#: (adders, muxes, chunk): each piece-adder and chain-mux implementation, and pieces of other
+#: widths than 32 (not a power of two: the scale splits by a table).
+ACC_CASES = ([(adders, "generic", 32) for adders in ADDERS]
+             + [("ecp5-ccu2c", "ecp5-pfumx", 32), ("generic", "ecp5-pfumx", 40),
+                ("ecp5-ccu2c", "generic", 40), ("generic", "generic", 56)])
+
+
+@pytest.fixture(params=ACC_CASES, ids=["-".join(map(str, case)) for case in ACC_CASES])
 def make_acc(request, monkeypatch):
-    """``ExactAccumulator(SUM_WIDTH, LSB_EXP)`` with each piece-adder implementation, and
-    pieces of other widths than 32 (not a power of two: the scale splits by a table)."""
-    adders, chunk = request.param
+    """``ExactAccumulator(SUM_WIDTH, LSB_EXP)`` for each of :data:`ACC_CASES`."""
+    adders, muxes, chunk = request.param
     if adders == "ecp5-ccu2c":
         monkeypatch.setattr(exact_accumulator, "clearable_add", behavioral_clearable_add)
-    return lambda: ExactAccumulator(SUM_WIDTH, LSB_EXP, adders=adders, chunk=chunk)
+    if muxes == "ecp5-pfumx":
+        monkeypatch.setattr(exact_accumulator, "mux4", behavioral_mux4)
+    return lambda: ExactAccumulator(SUM_WIDTH, LSB_EXP, adders=adders, muxes=muxes,
+                                    chunk=chunk)
 
 
 def spread(value, low):

@@ -179,3 +179,23 @@ def test_dsp_fp_multipliers_put_narrow_magnitudes_into_mult18x18d():
                                          "bits, a MULT18X18D operand takes 17; formats that "
                                          "fit: mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8"):
         parse_assignments(core.params, ["a_format=mxfp8_e5m2", "multipliers=ecp5-dsp-fp"])
+
+
+def test_ecp5_pfumx_chain_is_for_the_exact_accumulator():
+    """muxes=ecp5-pfumx: three pieces per candidate-chain stage, one cycle more latency; with
+    accum=fp32 (no candidate chain) it is refused by the constructor and the CLI, never
+    ignored."""
+    plain = MXDot("mxfp4_e2m1", "mxfp4_e2m1", adders="ecp5-ccu2c")
+    grouped = MXDot("mxfp4_e2m1", "mxfp4_e2m1", adders="ecp5-ccu2c", muxes="ecp5-pfumx")
+    assert grouped.latency == plain.latency + 1
+    assert grouped.details["muxes"] == "ecp5-pfumx" and plain.details["muxes"] == "generic"
+    with pytest.raises(ValueError, match="muxes='ecp5-pfumx' builds the exact accumulator's "
+                                         "candidate chain; with accum='fp32' there is none"):
+        MXDot("mxfp4_e2m1", "mxfp4_e2m1", accum="fp32", muxes="ecp5-pfumx")
+    with pytest.raises(ValueError, match="muxes must be one of 'generic', 'ecp5-pfumx'"):
+        MXDot("mxfp4_e2m1", "mxfp4_e2m1", muxes="pfumx")
+    core = get_core("mx-dot")
+    with pytest.raises(ParamError, match="parameter muxes=ecp5-pfumx builds the exact "
+                                         "accumulator's candidate chain; with accum=fp32 there "
+                                         "is none: use muxes=generic"):
+        parse_assignments(core.params, ["accum=fp32", "muxes=ecp5-pfumx"])
