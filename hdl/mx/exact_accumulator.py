@@ -1,7 +1,7 @@
 """Exact (Kulisch) accumulation of MX block sums across a group, one RNE rounding to FP32 at the end
 (MX_SPEC §11, dot across blocks, mode ``exact``)."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value, signed
 
 from hdl.common import check_choice, is_int, is_power_of_two
 from hdl.common.ecp5_carry import ADDERS, clearable_add
@@ -54,6 +54,14 @@ def _lookup(index, values):
     width = max(max(values).bit_length(), 1)
     return Cat(Cat(index == i for i, v in enumerate(values) if v >> b & 1).any()
                for b in range(width))
+
+
+def _each_field(state, fn):
+    """``state`` (a candidate-chain state: fields, and per sign a dict of fields) with
+    ``fn(name, value)`` applied to every field, ``name`` joined with ``_`` for a sign's."""
+    return {key: ({sub: fn(f"{key}_{sub}", v) for sub, v in value.items()}
+                  if isinstance(value, dict) else fn(key, value))
+            for key, value in state.items()}
 
 
 def _copy_slices(width, copies):
@@ -325,10 +333,8 @@ class ExactAccumulator(BlockAccumulator):
                 # The stage before registered its state one cycle after its summary, as this
                 # one will; the state waits for the pieces in between.
                 wait = last - prev_last - 1
-                state = {key: ({sub: delay(m, v, wait, f"g{g}_{key}_{sub}")
-                                for sub, v in value.items()} if isinstance(value, dict)
-                               else delay(m, value, wait, f"g{g}_{key}"))
-                         for key, value in state.items()}
+                state = _each_field(state, lambda name, v, wait=wait, g=g:
+                                    delay(m, v, wait, f"g{g}_{name}"))
             summary = self._group_summary(m, g, ks, waited)
             data = [delay(m, w["data"], 1, f"piece{k}_g_data") for k, w in zip(ks, waited)]
             state = self._group_stage(m, g, data, summary, state)
@@ -344,9 +350,6 @@ class ExactAccumulator(BlockAccumulator):
         N = self.chunks
         nz, noa, tail, mixed, refs = ([w[key] for w in waited]
                                       for key in ("nz", "noa", "tail", "mixed", "ref"))
-
-        def ref(i):
-            return refs[i]
 
         def last_of(flags, values, default):
             out = default
@@ -370,7 +373,7 @@ class ExactAccumulator(BlockAccumulator):
             "mixed_lo_nz": reg("mixed_lo_nz", last_of(mixed, [0, *nz[:-1]], 0)),
             "mixed_lo_tail": reg("mixed_lo_tail", last_of(mixed, [0, *tail[:-1]], 0)),
             "nz_under_last": reg("nz_under_last", Cat(0, *nz[:-1]).any()),
-            "last_ref": reg("last_ref", ref(n - 1), 2),
+            "last_ref": reg("last_ref", refs[-1], 2),
             "last_nz": reg("last_nz", nz[-1]),
             "last_tail": reg("last_tail", tail[-1]),
         }
@@ -381,7 +384,7 @@ class ExactAccumulator(BlockAccumulator):
                                                          for x in mixed], 0), 2),
                 # The piece under the leading one: ks[i - 1] (its reference), or the old prev
                 # piece's reference (lo_old), unless the leading piece is mixed.
-                "lo": reg(f"{sign}_lo", last_of(lead, [Mux(mixed[i], MIXED_LO, ref(i - 1) if i
+                "lo": reg(f"{sign}_lo", last_of(lead, [Mux(mixed[i], MIXED_LO, refs[i - 1] if i
                                                            else 0) for i in range(n)], 0), 2),
                 "lo_old": reg(f"{sign}_lo_old", last_of(lead, [~mixed[0] if i == 0 else 0
                                                                for i in range(n)], 0)),
@@ -398,7 +401,7 @@ class ExactAccumulator(BlockAccumulator):
     def _group_stage(self, m, g, data, summary, state):
         """Stage ``g`` of :meth:`_grouped_chain`: the state after the group, from the one before
         (``state``), the group's ``summary`` and its pieces' ``data`` (all of one cycle)."""
-        C, N = self.chunk, self.chunks
+        C = self.chunk
         S, old = summary, state
         tops = [d[C - LOW_BITS:] for d in data]
         any_mixed = S["any_mixed"]
@@ -426,23 +429,14 @@ class ExactAccumulator(BlockAccumulator):
         hi = mux4(m, S["sel"], [old["mixed_hi"], *data, *[data[-1]] * pad], f"g{g}_hi_mux")
         lo = mux4(m, S["sel"], [old["mixed_lo"], old["prev"], *tops[:-1], *[tops[-1]] * pad],
                   f"g{g}_lo_mux")
-        new = {}
-        for key, value in cur.items():
-            if isinstance(value, dict):
-                new[key] = {}
-                for sub, v in value.items():
-                    shape = range(N) if sub == "index" else (2 if sub in ("hi", "lo") else 1)
-                    new[key][sub] = Signal(shape, name=f"g{g}_{key}_{sub}", reset_less=True)
-                    m.d.sync += new[key][sub].eq(v)
-            else:
-                shape = 2 if key == "prev_ref" else 1
-                new[key] = Signal(shape, name=f"g{g}_{key}", reset_less=True)
-                m.d.sync += new[key].eq(value)
-        for key, width, value in (("prev", LOW_BITS, tops[-1]), ("mixed_hi", C, hi),
-                                  ("mixed_lo", LOW_BITS, lo)):
-            new[key] = Signal(width, name=f"g{g}_{key}", reset_less=True)
-            m.d.sync += new[key].eq(value)
-        return new
+        cur.update(prev=tops[-1], mixed_hi=hi, mixed_lo=lo)
+
+        def register(name, value):
+            sig = Signal(Value.cast(value).shape(), name=f"g{g}_{name}", reset_less=True)
+            m.d.sync += sig.eq(value)
+            return sig
+
+        return _each_field(cur, register)
 
     def elaborate(self, platform):
         m = Module()
@@ -559,7 +553,7 @@ class ExactAccumulator(BlockAccumulator):
         # carry left over from those shares adds at most 1 to a cleared piece with a zero share,
         # which carries no further.
         after_reset = [Signal(name=f"after_reset{i}", reset_less=True)
-                       for i in range(2 + self._flag_delay)]
+                       for i in range(2 if self.adders == "generic" else 3)]
         m.d.sync += after_reset[0].eq(ResetSignal())
         m.d.sync += [cur.eq(ResetSignal() | prev)
                      for prev, cur in zip(after_reset, after_reset[1:])]
