@@ -12,11 +12,34 @@ def _step(up, down):
     return Mux(up == down, 0, Mux(up, 1, -1))
 
 
-def _next_nonzero(count, up, down):
-    """``count + up - down != 0`` from compares of the registered ``count`` and one mux: the
-    flag's register then waits for no adder (``o.ready`` -> ``o.valid`` through the counter's
-    carry chain was a critical path at 200 MHz)."""
-    return Mux(up & ~down, 1, Mux(down & ~up, count >= 2, count != 0))
+def _nonzero_counter(m, name, init, limit, up, down):
+    """A count of events (``init`` at reset; ``up`` adds one, ``down`` takes one; it stays in
+    ``0..limit``) as one register, next cycle's value of ``count != 0``.
+
+    ``up`` and ``down`` may come from the ports (a take of ``i``, ``o.ready``): they reach no
+    adder. The count register adds the events one cycle late, from registers, and the flag's
+    next value is a mux of compares of that register. (With the ports' events in the adder,
+    the upstream's or the consumer's register -> event -> step -> carry chain was a critical
+    path of mx-dot at 200 MHz, 5.0-5.5 ns, 3-4 ns of it routing: those registers are placed
+    wherever their own logic is.)"""
+    up_r, down_r = Signal(name=f"{name}_up"), Signal(name=f"{name}_down")
+    # count = true count - up_r + down_r, so it is in -1 .. limit + 1.
+    count = Signal(range(-1, limit + 2), init=init, name=name)
+    flag = Signal(init=init != 0, name=f"{name}_nonzero")
+    m.d.sync += [up_r.eq(up), down_r.eq(down), count.eq(count + _step(up_r, down_r))]
+    rises, falls = up_r & ~down_r, down_r & ~up_r
+    # count == k for k in -1..2, registered beside it (from the compares of its value now and
+    # the step it is taking, all registers), so the flag's compares are one LUT level.
+    equals = {k: Signal(name=f"{name}_is{k}".replace("-", "m"), init=init == k)
+              for k in range(-1, 3)}
+    m.d.sync += [eq.eq(Mux(rises, count == k - 1, Mux(falls, count == k + 1, count == k)))
+                 for k, eq in equals.items()]
+    # The true count compared with 0 and 1.
+    is_zero = Mux(rises, equals[-1], Mux(falls, equals[1], equals[0]))
+    is_one = Mux(rises, equals[0], Mux(falls, equals[2], equals[1]))
+    # Next cycle's true count is nonzero unless it is 0 and stays, or 1 and goes down.
+    m.d.sync += flag.eq(Mux(up & ~down, 1, Mux(down & ~up, ~is_zero & ~is_one, ~is_zero)))
+    return flag
 
 
 def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
@@ -77,9 +100,9 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
     rd = mem.read_port(domain="comb")
     wptr = Signal(range(depth), name="results_wptr")
     rptr = Signal(range(depth), name="results_rptr")
-    stored = Signal(range(depth + 1), name="results_stored")
-    nonempty = Signal(name="results_nonempty")         # == (stored != 0), as a register
     pop = Signal(name="results_pop")                   # a result leaves the RAM
+    # Results in the RAM, as "one can be read".
+    nonempty = _nonzero_counter(m, "results_stored", 0, depth, result_valid, pop)
     leave = Signal(name="results_leave")               # a result leaves on ``o``
     m.d.comb += [wr.addr.eq(wptr), wr.data.eq(result), wr.en.eq(result_valid), rd.addr.eq(rptr)]
     if output_register:
@@ -108,21 +131,15 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
         m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
     with m.If(pop):
         m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
-    m.d.sync += [stored.eq(stored + _step(result_valid, pop)),
-                 nonempty.eq(_next_nonzero(stored, result_valid, pop))]
 
     # Free FIFO entries not yet promised to an accepted group: a group's last beat takes one,
     # a result leaving on ``o`` gives one back (a result written moves from promised to stored,
     # which changes nothing; the output register is one entry more than the credits count).
-    # One register, so i.ready is a short path.
-    credits = Signal(range(depth + 1), init=depth)
-    has_credit = Signal(init=1)            # == (credits != 0), as a register
     take = i.valid & i.ready
     if last is None:
         last = i.payload.last
+    has_credit = _nonzero_counter(m, "credits", depth, depth, leave, take & last)
     m.d.comb += i.ready.eq(has_credit & accept)
-    m.d.sync += [credits.eq(credits + _step(leave, take & last)),
-                 has_credit.eq(_next_nonzero(credits, leave, take & last))]
 
     first = Signal(init=1)                 # the next accepted beat starts a group
     with m.If(take):
