@@ -488,7 +488,12 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
 
     # 2. Yosys -------------------------------------------------------------------------------
     netlist = tgt.place_and_route
-    script = (f"read_verilog {vtop}.v\n{tgt.synth} -top {vtop}\n"
+    # ram_style="distributed" (the mx cores' result FIFOs: LUT RAM on ECP5, where Yosys would
+    # otherwise pick a block RAM with a slow clock-to-output) is a hard constraint in Yosys, and
+    # iCE40 has no LUT RAM: "no valid mapping found for memory". There the hint is dropped and
+    # the memory goes where Yosys puts it (block RAM).
+    unhint = "setattr -unset ram_style m:*\n" if tgt.family == "ice40" else ""
+    script = (f"read_verilog {vtop}.v\n{unhint}{tgt.synth} -top {vtop}\n"
               + ("write_json netlist.json\n" if netlist else "")
               + "tee -q -o stat.json stat -json\n")
     ykey = _key({"flow": FLOW_VERSION, "step": "yosys", "verilog": vsha, "script": script,

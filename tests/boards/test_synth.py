@@ -28,6 +28,7 @@ from boards.synth import DoesNotFit, SynthError, format_table, synthesize
 from boards.targets import TARGETS, get_target
 from boards.tools import ToolError, ToolTimeout, run_tool, tool_versions
 from hdl.mx.dequantize import MXDequantize
+from hdl.mx.dot import MXDot
 from hdl.mx.quantize import MXQuantize
 
 # Tests that fail before elaboration leave their component unused on purpose.
@@ -682,3 +683,15 @@ def test_ecp5_registered_multiply_maps_to_one_dsp_with_its_registers(tmp_path):
                    harness=False)
     assert r["cells"]["dsp"] == 1
     assert r["cells"]["ff"] == 0
+
+
+def test_ice40_takes_the_result_fifo_into_block_ram(synth_dir, synth_cache):
+    """mx-dot's result FIFO asks for LUT RAM (``ram_style="distributed"``, for ECP5), which
+    iCE40 does not have: the flow drops the hint there instead of failing in Yosys ("no valid
+    mapping found for memory"), and the FIFO lands in block RAM."""
+    core = MXDot("mxfp4_e2m1", "mxfp4_e2m1", block_size=2, accum="fp32")
+    r = synthesize(core, "dot_tiny", "ice40-hx8k", seeds=1,
+                   work_dir=synth_dir / "ice40_fifo", cache_dir=synth_cache)
+    check_schema(r, "ice40-hx8k")
+    assert r["cells"]["bram"] >= 1
+    assert r["fmax_mhz"]["min"] > 0
