@@ -127,7 +127,8 @@ _NEXTPNR_TOOL = {"ice40": "nextpnr-ice40", "ecp5": "nextpnr-ecp5"}
 #: alternative to name on other families).
 _ECP5_PRIMITIVES = (("MULT18X18D", "multipliers=ecp5-dsp or ecp5-dsp-fp", "multipliers=dsp or lut"),
                     ("CCU2C", "adders=ecp5-ccu2c", "adders=generic"),
-                    ("PFUMX", "muxes=ecp5-pfumx", "muxes=generic"))
+                    ("PFUMX", "muxes=ecp5-pfumx", "muxes=generic"),
+                    ("DP16KD", "fifo=ecp5-ebr", "fifo=generic"))
 _UNCONSTRAINED = {"ice40": "--pcf-allow-unconstrained", "ecp5": "--lpf-allow-unconstrained"}
 
 #: nextpnr bel type → resource key, for the utilisation that place and route reports.

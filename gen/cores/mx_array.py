@@ -22,6 +22,7 @@ from .mx_dot_knobs import (
     DotKnobs,
     accum_param,
     adders_param,
+    fifo_param,
     multipliers_param,
     muxes_param,
     pipeline_param,
@@ -49,13 +50,14 @@ class MXArrayParams(DotKnobs, Params):
     multipliers: str = multipliers_param()
     adders: str = adders_param()
     muxes: str = muxes_param()
+    fifo: str = fifo_param()
 
 
 def _build(p: MXArrayParams):
     from hdl.mx.array import MXArray
     return MXArray(p.rows, p.cols, p.a_format, p.b_format, block_size=p.block_size,
                    accum=p.accum, pipeline=p.pipeline_value, multipliers=p.multipliers,
-                   adders=p.adders, muxes=p.muxes)
+                   adders=p.adders, muxes=p.muxes, fifo=p.fifo)
 
 
 def _top_name(p: MXArrayParams) -> str:

@@ -17,6 +17,7 @@ from .mx_dot_knobs import (
     DotKnobs,
     accum_param,
     adders_param,
+    fifo_param,
     multipliers_param,
     muxes_param,
     pipeline_param,
@@ -38,13 +39,14 @@ class MXDotParams(DotKnobs, Params):
     multipliers: str = multipliers_param()
     adders: str = adders_param()
     muxes: str = muxes_param()
+    fifo: str = fifo_param()
 
 
 def _build(p: MXDotParams):
     from hdl.mx.dot import MXDot
     return MXDot(p.a_format, p.b_format, block_size=p.block_size, accum=p.accum,
                  pipeline=p.pipeline_value, multipliers=p.multipliers, adders=p.adders,
-                 muxes=p.muxes)
+                 muxes=p.muxes, fifo=p.fifo)
 
 
 def _top_name(p: MXDotParams) -> str:

@@ -1,6 +1,6 @@
 """The datapath parameters mx-dot and mx-array share (each mx-array PE is the mx-dot datapath):
-``accum``, ``pipeline``, ``multipliers``, ``adders``, ``muxes``, their check, and the module-name
-suffix they make."""
+``accum``, ``pipeline``, ``multipliers``, ``adders``, ``muxes``, ``fifo``, their check, and the
+module-name suffix they make."""
 
 from __future__ import annotations
 
@@ -43,9 +43,17 @@ def muxes_param():
                      "targets only: fewer LUT4s, one cycle more latency)")
 
 
+def fifo_param():
+    return param("generic", kind="enum", choices=("generic", "ecp5-ebr"),
+                 doc="the result FIFO (generic: an inferred memory behind an output register, "
+                     "LUT RAM on ECP5, any device; ecp5-ebr: an ECP5 DP16KD block RAM whose own "
+                     "output register drives the output, ECP5 targets only: no LUT4s for the "
+                     "FIFO's read mux and output register, one cycle more latency)")
+
+
 class DotKnobs:
     """Methods of the parameter dataclasses with ``block_size``, ``accum``, ``pipeline`` and
-    ``multipliers``, ``adders``, ``muxes`` fields."""
+    ``multipliers``, ``adders``, ``muxes``, ``fifo`` fields."""
 
     block_size: int
     accum: str
@@ -53,6 +61,7 @@ class DotKnobs:
     multipliers: str
     adders: str
     muxes: str
+    fifo: str
 
     def check(self):
         from hdl.mx.dot import resolve_pipeline
@@ -87,11 +96,12 @@ class DotKnobs:
     @property
     def datapath_tag(self) -> str:
         """Module-name suffix: block size, accumulation, register placement, multipliers,
-        adders."""
+        adders, muxes, result FIFO."""
         pipe = self.pipeline.strip().lower().replace(" ", "")
         pipe = f"p{pipe}" if pipe.isdigit() else pipe
         mul = {"lut": "_lutmul", "ecp5-dsp": "_ecp5dsp",
                "ecp5-dsp-fp": "_ecp5dspfp"}.get(self.multipliers, "")
         add = "_ccu2c" if self.adders == "ecp5-ccu2c" else ""
         mux = "_pfumx" if self.muxes == "ecp5-pfumx" else ""
-        return f"b{self.block_size}_{self.accum}_{pipe}{mul}{add}{mux}"
+        ram = "_ebr" if self.fifo == "ecp5-ebr" else ""
+        return f"b{self.block_size}_{self.accum}_{pipe}{mul}{add}{mux}{ram}"

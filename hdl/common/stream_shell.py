@@ -3,7 +3,15 @@
 from amaranth.hdl import Mux, Signal, unsigned
 from amaranth.lib.memory import Memory
 
-__all__ = ["stream_shell"]
+from .ecp5_ebr import EBR_DEPTH, ebr_ram
+from .params import check_choice
+
+__all__ = ["RESULT_RAMS", "stream_shell"]
+
+#: Where the result FIFO lives: ``"generic"`` (an inferred memory: LUT RAM with the output
+#: register, else whatever synthesis picks) or ``"ecp5-ebr"`` (an ECP5 block RAM with its own
+#: output register, :mod:`hdl.common.ecp5_ebr`; ECP5 only).
+RESULT_RAMS = ("generic", "ecp5-ebr")
 
 
 def _step(up, down):
@@ -43,7 +51,7 @@ def _nonzero_counter(m, name, init, limit, up, down):
 
 
 def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
-                 output_register=False):
+                 output_register=False, ram="generic"):
     """Wrap a free-running datapath (no enables, no backpressure inside) in stream ports.
 
     Each accepted input beat is registered and offered to the datapath with ``valid``; ``first``
@@ -66,6 +74,11 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
     more than 16 entries, the critical path of mx-dot once its datapath was faster), and the FIFO
     stays in LUT RAM at any depth.
 
+    ``ram="ecp5-ebr"`` puts the FIFO into ECP5 block RAM and ``o.payload`` comes from the
+    block's output register (``output_register`` does not apply): no LUT4 for the storage, its
+    read mux or an output register, and one cycle more latency than with ``output_register``.
+    The FIFO then has ``depth + 1`` entries, for that cycle.
+
     Parameters
     ----------
     m : Module
@@ -76,6 +89,8 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
     result : Value
         As wide as ``o.payload``.
     depth : int
+    ram : {"generic", "ecp5-ebr"}
+        See :data:`RESULT_RAMS`.
 
     Returns
     -------
@@ -93,19 +108,46 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
     # With the output register the RAM is LUT RAM: Yosys maps a FIFO of more than 48 entries to
     # an ECP5 block RAM, whose clock-to-output (6.5 ns in nextpnr's model) was then the critical
     # path of the FP8 x FP8 pairs.
-    attrs = {"ram_style": "distributed"} if output_register else None
-    m.submodules.results = mem = Memory(shape=unsigned(len(result)), depth=depth, init=[],
-                                        attrs=attrs)
-    wr = mem.write_port()
-    rd = mem.read_port(domain="comb")
+    if check_choice("ram", ram, RESULT_RAMS) == "ecp5-ebr":
+        depth += 1
+        if depth > EBR_DEPTH:
+            raise ValueError(f"depth must be below {EBR_DEPTH} with ram='ecp5-ebr', not "
+                             f"{depth - 1}")
     wptr = Signal(range(depth), name="results_wptr")
     rptr = Signal(range(depth), name="results_rptr")
     pop = Signal(name="results_pop")                   # a result leaves the RAM
     # Results in the RAM, as "one can be read".
     nonempty = _nonzero_counter(m, "results_stored", 0, depth, result_valid, pop)
     leave = Signal(name="results_leave")               # a result leaves on ``o``
-    m.d.comb += [wr.addr.eq(wptr), wr.data.eq(result), wr.en.eq(result_valid), rd.addr.eq(rptr)]
-    if output_register:
+    if ram == "ecp5-ebr":
+        # The block's read is a two-stage pipeline (its address register, then its output
+        # register, which is ``o.payload``); it advances unless a result waits on ``o``. A read
+        # is issued into it whenever it advances and the RAM holds a result. Every entry stays
+        # promised (no credit back) until it leaves on ``o``, so no write lands on one being
+        # read.
+        read_valid = Signal(name="results_read_valid")       # a read in the address register
+        out_valid = Signal(name="results_out_valid")
+        advance = Signal(name="results_advance")
+        m.d.comb += [
+            advance.eq(~out_valid | o.ready),
+            pop.eq(nonempty & advance),
+            o.valid.eq(out_valid),
+            leave.eq(out_valid & o.ready),
+        ]
+        with m.If(advance):
+            m.d.sync += [read_valid.eq(pop), out_valid.eq(read_valid)]
+        rdata = ebr_ram(m, len(result), "results", w_addr=wptr, w_data=result,
+                        w_en=result_valid, r_addr=rptr, r_en=advance)
+        m.d.comb += o.payload.as_value().eq(rdata)
+    else:
+        attrs = {"ram_style": "distributed"} if output_register else None
+        m.submodules.results = mem = Memory(shape=unsigned(len(result)), depth=depth, init=[],
+                                            attrs=attrs)
+        wr = mem.write_port()
+        rd = mem.read_port(domain="comb")
+        m.d.comb += [wr.addr.eq(wptr), wr.data.eq(result), wr.en.eq(result_valid),
+                     rd.addr.eq(rptr)]
+    if ram != "ecp5-ebr" and output_register:
         # One result ahead of the RAM: refilled whenever it is empty or being taken, so an
         # always-ready consumer gets a result every cycle.
         out_valid = Signal(name="results_out_valid")
@@ -120,7 +162,7 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
             m.d.sync += [out_valid.eq(1), out_data.eq(rd.data)]
         with m.Elif(o.ready):
             m.d.sync += out_valid.eq(0)
-    else:
+    elif ram != "ecp5-ebr":
         m.d.comb += [
             o.valid.eq(nonempty),
             o.payload.as_value().eq(rd.data),

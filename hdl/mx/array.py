@@ -4,9 +4,9 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.common import is_int
+from hdl.common import check_choice, is_int
 from hdl.common.pipeline import delay
-from hdl.common.stream_shell import stream_shell
+from hdl.common.stream_shell import RESULT_RAMS, stream_shell
 
 from .dot import DotDatapath
 
@@ -42,6 +42,8 @@ class MXArray(wiring.Component):
         Array shape, 1..16 each.
     a_format, b_format, block_size, accum, pipeline, multipliers, adders, muxes :
         As for ``MXDot``, per PE.
+    fifo : {"generic", "ecp5-ebr"}
+        The tile-result FIFO, as for ``MXDot``.
 
     Members
     -------
@@ -53,11 +55,13 @@ class MXArray(wiring.Component):
     """
 
     def __init__(self, rows, cols, a_format, b_format, block_size=32, accum="exact",
-                 pipeline="200mhz", multipliers="dsp", adders="generic", muxes="generic"):
+                 pipeline="200mhz", multipliers="dsp", adders="generic", muxes="generic",
+                 fifo="generic"):
         for name, v in (("rows", rows), ("cols", cols)):
             if not (is_int(v) and 1 <= v <= 16):
                 raise ValueError(f"{name} must be an integer in 1..16, not {v!r}")
         self.rows, self.cols = rows, cols
+        self.fifo = check_choice("fifo", fifo, RESULT_RAMS)
         self.pes = [[DotDatapath(a_format, b_format, block_size, accum, pipeline, multipliers,
                                  adders, muxes) for _ in range(cols)] for _ in range(rows)]
         pe = self.pes[0][0]
@@ -82,13 +86,15 @@ class MXArray(wiring.Component):
     @property
     def latency(self):
         """Cycles from the handshake of a tile's last beat to its results on ``o`` (``o.ready``
-        held high): input register, edge skew, PE datapath, FIFO, output register."""
-        return 1 + self.skew + self.pes[0][0].latency + 1 + 1
+        held high): input register, edge skew, PE datapath, FIFO, output register (with
+        ``fifo="ecp5-ebr"`` the block RAM's address and output registers)."""
+        return 1 + self.skew + self.pes[0][0].latency + 1 + 1 + (self.fifo == "ecp5-ebr")
 
     @property
     def details(self):
         return {**self.pes[0][0].details, "pe_latency": self.pes[0][0].latency,
-                "edge_skew": self.skew, "result_fifo_depth": self.fifo_depth,
+                "edge_skew": self.skew, "fifo": self.fifo,
+                "result_fifo_depth": self.fifo_depth + (self.fifo == "ecp5-ebr"),
                 "dataflow": "output-stationary"}
 
     @property
@@ -105,7 +111,7 @@ class MXArray(wiring.Component):
         results = Signal(32 * R * C)
         valid, first, last, payload = stream_shell(
             m, self.i, self.o, result_valid=done, result=results, depth=self.fifo_depth,
-            output_register=True)
+            output_register=True, ram=self.fifo)
 
         # Edge skew: row r's A blocks (with the control bits) wait r cycles, column c's B blocks
         # wait c cycles; then every PE passes A right and B down through one register.

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from hdl.common import check_choice, check_mx_format, is_int, is_power_of_two
 from hdl.common.ecp5_mux import MUXES
 from hdl.common.pipeline import delay
-from hdl.common.stream_shell import stream_shell
+from hdl.common.stream_shell import RESULT_RAMS, stream_shell
 
 from .block_dot import BlockDotProduct, block_sum_width, tree_levels
 from .exact_accumulator import ExactAccumulator
@@ -186,6 +186,11 @@ class MXDot(wiring.Component):
         one piece per stage (any device), or ECP5 4:1 muxes of two LUT4s and a PFUMX, three
         pieces per stage (ECP5 only): fewer LUT4s, one cycle more latency (see
         :class:`ExactAccumulator`).
+    fifo : {"generic", "ecp5-ebr"}
+        The result FIFO: an inferred memory behind an output register (LUT RAM on ECP5, block
+        RAM on iCE40; any device), or an ECP5 DP16KD block RAM whose own output register drives
+        ``o`` (ECP5 only): no LUT4s for the FIFO's storage, read mux and output register, one
+        cycle more latency (see :func:`hdl.common.stream_shell.stream_shell`).
 
     Members
     -------
@@ -194,16 +199,18 @@ class MXDot(wiring.Component):
     """
 
     def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
-                 multipliers="dsp", adders="generic", muxes="generic"):
+                 multipliers="dsp", adders="generic", muxes="generic", fifo="generic"):
         self.datapath = DotDatapath(a_format, b_format, block_size, accum, pipeline,
                                     multipliers, adders, muxes)
+        self.fifo = check_choice("fifo", fifo, RESULT_RAMS)
         self.a_format, self.b_format = self.datapath.a_format, self.datapath.b_format
         self.block_size, self.accum, self.pipeline = block_size, accum, pipeline
         # Results in flight are bounded by the datapath latency: size the FIFO so a consumer
         # that is always ready never throttles the input. A group's credit is out from its last
         # beat until the cycle after its result leaves the output register, latency + 4 cycles
         # (one entry fewer stalls the full-rate test; one more can cost a bank of LUT RAM and
-        # its read mux: MXINT8 at 49 entries +32 LUT4).
+        # its read mux: MXINT8 at 49 entries +32 LUT4). With fifo="ecp5-ebr" the read takes a
+        # cycle more, and stream_shell adds the entry for it.
         self.fifo_depth = self.datapath.latency + 4
         a_w, b_w = self.a_format.element.width, self.b_format.element.width
         super().__init__({
@@ -225,8 +232,9 @@ class MXDot(wiring.Component):
     @property
     def latency(self):
         """Cycles from the handshake of a group's last beat to its result on ``o`` (``o.ready``
-        held high): input register, datapath, FIFO, output register."""
-        return 1 + self.datapath.latency + 1 + 1
+        held high): input register, datapath, FIFO, output register (with ``fifo="ecp5-ebr"``
+        the block RAM's address and output registers)."""
+        return 1 + self.datapath.latency + 1 + 1 + (self.fifo == "ecp5-ebr")
 
     @property
     def throughput(self):
@@ -234,14 +242,15 @@ class MXDot(wiring.Component):
 
     @property
     def details(self):
-        return {**self.datapath.details, "result_fifo_depth": self.fifo_depth}
+        return {**self.datapath.details, "fifo": self.fifo,
+                "result_fifo_depth": self.fifo_depth + (self.fifo == "ecp5-ebr")}
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.datapath = dp = self.datapath
         valid, first, last, payload = stream_shell(
             m, self.i, self.o, result_valid=dp.o_valid, result=dp.o, depth=self.fifo_depth,
-            output_register=True)
+            output_register=True, ram=self.fifo)
         m.d.comb += [
             dp.a.eq(Cat(payload.a_scale, payload.a_codes.as_value())),
             dp.b.eq(Cat(payload.b_scale, payload.b_codes.as_value())),

@@ -625,6 +625,41 @@ def test_ecp5_clearable_add_is_carry_cells_and_registers_only(tmp_path):
     assert (r["cells"]["carry"], r["cells"]["lut4"], r["cells"]["ff"]) == (4, 0, 8)
 
 
+class TinyEbr(wiring.Component):
+    """A 16 x 20 RAM in ECP5 DP16KD blocks read through their output registers
+    (hdl.common.ecp5_ebr)."""
+    w_addr: In(4)
+    w_data: In(20)
+    w_en: In(1)
+    r_addr: In(4)
+    r_en: In(1)
+    r_data: Out(20)
+
+    def elaborate(self, platform):
+        from hdl.common.ecp5_ebr import ebr_ram
+        m = Module()
+        m.d.comb += self.r_data.eq(ebr_ram(m, 20, "ram", w_addr=self.w_addr, w_data=self.w_data,
+                                           w_en=self.w_en, r_addr=self.r_addr, r_en=self.r_en))
+        return m
+
+
+def test_ecp5_block_ram_on_another_family_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"instantiates ECP5 DP16KD primitives "
+                                         r"\(fifo=ecp5-ebr\), which ice40-up5k \(ice40\) "
+                                         r"does not have; use fifo=generic"):
+        synthesize(TinyEbr(), "tiny_ebr", "ice40-up5k", work_dir=tmp_path)
+
+
+def test_ecp5_block_ram_is_two_blocks_and_no_logic(tmp_path):
+    """20 bits take two 18-bit DP16KD blocks; the output registers are the blocks' own (no FF,
+    no LUT4), and nextpnr places and routes the configuration."""
+    r = synthesize(TinyEbr(), "tiny_ebr", "ecp5-25k", seeds=[1], work_dir=tmp_path,
+                   harness=False)
+    assert (r["cells"]["bram"], r["cells"]["lut4"], r["cells"]["ff"]) == (2, 0, 0)
+    assert r["utilisation"]["bram"] == {"used": 2, "available": 56, "percent": 3.6,
+                                        "source": "nextpnr"}
+
+
 class TinyXorAdd(wiring.Component):
     """Two 8-bit sign-magnitude operands summed on ECP5 CCU2C cells (hdl.common.ecp5_carry)."""
     a: In(8)

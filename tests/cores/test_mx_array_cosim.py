@@ -84,9 +84,12 @@ def test_corner_pairs_on_the_diagonal(accum, work_dir):
     check(params, "verilator", work_dir, vectors)
 
 
-def test_single_k_block_and_full_rate(work_dir):
-    """K = 1 block: a new tile every cycle; with no idle or stall, one beat per cycle."""
-    params = ["rows=2", "cols=2", "a_format=mxfp4_e2m1", "b_format=mxfp4_e2m1", "block_size=32"]
+@pytest.mark.parametrize("fifo", ["generic", "ecp5-ebr"])
+def test_single_k_block_and_full_rate(fifo, work_dir):
+    """K = 1 block: a new tile every cycle; with no idle or stall, one beat per cycle (with the
+    tile results in DP16KD block RAMs too)."""
+    params = ["rows=2", "cols=2", "a_format=mxfp4_e2m1", "b_format=mxfp4_e2m1", "block_size=32",
+              f"fifo={fifo}"]
     vectors = matrices("mxfp4_e2m1", "mxfp4_e2m1", 40, 60, 1, 32, seed=4)
     r = check(params, "verilator", work_dir, vectors, idle_prob=0.0, stall_prob=0.0)
     core = get_core("mx-array")

@@ -182,6 +182,22 @@ def test_ecp5_pfumx_chain(a, b, extra, sim, work_dir):
           n=GROUPS if sim == "verilator" else 500)
 
 
+#: fifo=ecp5-ebr (the result FIFO in a DP16KD block RAM read through its output register,
+#: simulated through sim/models/DP16KD.v): (A, B, extra parameters, simulator, backpressure).
+#: Heavy backpressure holds the block's read pipeline with results in both of its registers.
+EBR_CASES = [("mxfp4_e2m1", "mxfp4_e2m1", ("adders=ecp5-ccu2c",), "verilator", 0.2),
+             ("mxint8", "mxint8", ("multipliers=ecp5-dsp", "adders=ecp5-ccu2c"), "icarus", 0.2),
+             ("mxfp6_e2m3", "mxfp8_e5m2", ("block_size=4",), "verilator", 0.7),
+             ("mxfp6_e2m3", "mxfp8_e5m2", ("block_size=4",), "icarus", 0.7)]
+
+
+@pytest.mark.parametrize("a, b, extra, sim, stall", EBR_CASES,
+                         ids=[f"{a}-{b}-{sim}-{stall}" for a, b, _, sim, stall in EBR_CASES])
+def test_ecp5_ebr_result_fifo(a, b, extra, sim, stall, work_dir):
+    check(pair_params(a, b, "fifo=ecp5-ebr", *extra), sim, work_dir,
+          n=GROUPS if sim == "verilator" else 500, stall_prob=stall)
+
+
 GROUP_LENGTH_CASES = ([(blocks, accum, "generic", "generic") for accum in ("exact", "fp32")
                        for blocks in (1, 2, 17)]
                       + [(1, "exact", "ecp5-ccu2c", "generic"),
@@ -220,10 +236,12 @@ def test_pipeline_placements(pipeline, work_dir):
           n=500)
 
 
-@pytest.mark.parametrize("accum", ["exact", "fp32"])
-def test_full_rate_without_stalls(accum, work_dir):
-    """No idle cycles, no backpressure: one block pair per cycle, groups of one block included."""
-    params = pair_params("mxfp4_e2m1", "mxfp4_e2m1", f"accum={accum}")
+@pytest.mark.parametrize("accum, fifo", [("exact", "generic"), ("fp32", "generic"),
+                                         ("exact", "ecp5-ebr")])
+def test_full_rate_without_stalls(accum, fifo, work_dir):
+    """No idle cycles, no backpressure: one block pair per cycle, groups of one block included
+    (with the block-RAM FIFO too, whose read takes a cycle more)."""
+    params = pair_params("mxfp4_e2m1", "mxfp4_e2m1", f"accum={accum}", f"fifo={fifo}")
     a, b = "mxfp4_e2m1", "mxfp4_e2m1"
     vectors = random_dot_groups(np.random.default_rng(3), a, b, 3_000, 1, 32)
     r = check(params, "verilator", work_dir, vectors=vectors, idle_prob=0.0, stall_prob=0.0)

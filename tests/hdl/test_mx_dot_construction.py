@@ -199,3 +199,22 @@ def test_ecp5_pfumx_chain_is_for_the_exact_accumulator():
                                          "accumulator's candidate chain; with accum=fp32 there "
                                          "is none: use muxes=generic"):
         parse_assignments(core.params, ["accum=fp32", "muxes=ecp5-pfumx"])
+
+
+def test_ecp5_ebr_fifo_takes_one_cycle_and_one_entry_more():
+    """fifo=ecp5-ebr: the block RAM's read is one register more than the LUT-RAM FIFO's output
+    register, so one cycle more latency and one entry more (for mx-dot and mx-array); a bad
+    choice is one clear error in the constructor and the CLI."""
+    plain = MXDot("mxfp4_e2m1", "mxfp4_e2m1")
+    ebr = MXDot("mxfp4_e2m1", "mxfp4_e2m1", fifo="ecp5-ebr")
+    assert ebr.latency == plain.latency + 1
+    assert ebr.details["fifo"] == "ecp5-ebr" and plain.details["fifo"] == "generic"
+    assert ebr.details["result_fifo_depth"] == plain.details["result_fifo_depth"] + 1
+    a_plain = MXArray(2, 3, "mxint8", "mxfp4_e2m1")
+    a_ebr = MXArray(2, 3, "mxint8", "mxfp4_e2m1", fifo="ecp5-ebr")
+    assert a_ebr.latency == a_plain.latency + 1
+    assert a_ebr.details["fifo"] == "ecp5-ebr"
+    with pytest.raises(ValueError, match="fifo must be one of 'generic', 'ecp5-ebr'"):
+        MXDot("mxfp4_e2m1", "mxfp4_e2m1", fifo="ebr")
+    with pytest.raises(ParamError, match="fifo"):
+        parse_assignments(get_core("mx-dot").params, ["fifo=bram"])
