@@ -15,15 +15,12 @@ Simulation uses ``sim/models/DP16KD.v``.
 
 from amaranth.hdl import ClockSignal, Const, Instance, Signal
 
-__all__ = ["EBR_DEPTH", "EBR_READ_LATENCY", "ebr_ram"]
+__all__ = ["EBR_DEPTH", "ebr_ram"]
 
 #: Entries of one block at 18 bits per entry.
 EBR_DEPTH = 1024
 #: Bits per block at that depth.
 _EBR_WIDTH = 18
-#: Cycles from a read address (with the read enable high) to its data: the block's address
-#: register, then its output register.
-EBR_READ_LATENCY = 2
 
 
 def ebr_ram(m, width, name, *, w_addr, w_data, w_en, r_addr, r_en):
