@@ -5,10 +5,11 @@ Speed and size targets are checked here, never by timed tests. Current reports:
 * ``golden.json``: golden-model throughput (values/s) of quantize and dequantize per format;
 * ``verify.json``: co-simulation throughput (vectors/s, cycles/s) per core, format and simulator,
   with build time (cold build when the cache is empty) and the pass/fail of each run;
-* ``mx_dot.json`` / ``mx_dot.md``: ``mx-dot`` LUT4 / CCU2C / FF / DSP and Fmax (median of the
-  seeds) on ECP5-85F for every format pair, MXFP4 and MXINT8 also on iCE40 UP5K, ``mx-array`` 4x4
-  on ECP5-85F, each checked against the MX-for-FPGA anchor and the issue-4 targets, and mx-dot
-  verification throughput in block pairs/s (``gen/bench_mx_dot.py``);
+* ``mx_dot.json`` / ``mx_dot.md``: ``mx-dot`` LUT4 / CCU2C / FF / DSP / BRAM and Fmax (median of
+  the seeds) on ECP5-85F for every format pair, MXFP4 and MXINT8 also on iCE40 UP5K, ``mx-array``
+  4x4 (and 2x2 MXINT8 with its products in DSPs) on ECP5-85F, each checked against the
+  MX-for-FPGA anchor and the issue-4 targets, and mx-dot verification throughput in block
+  pairs/s (``gen/bench_mx_dot.py``);
 * ``bcnn.json`` / ``bcnn.md``: ``bcnn-conv`` separable vs full kernels at the CIFAR-shaped layer:
   cycles per image from Verilator, LUT4 / FF / DSP / EBR and Fmax on ECP5-85F (and a small layer
   on iCE40 UP5K), weight bits, and the ratios next to the paper's (``gen/bench_bcnn.py``);
