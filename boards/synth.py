@@ -153,6 +153,10 @@ _XC7_LUTRAM = {"RAM32X1S": 1, "RAM64X1S": 1, "RAM32X1D": 2, "RAM64X1D": 2, "RAM1
                "RAM64M8": 8}
 
 
+class FamilyMismatch(ValueError):
+    """The core instantiates another FPGA family's primitives (a parameter asked for them)."""
+
+
 class DoesNotFit(SynthError):
     """The design needs more of a resource than the target has.
 
@@ -468,7 +472,7 @@ def synthesize(component, top: str, target: str, *, seeds: int | Iterable[int] =
     text = verilog.convert(design, name=vtop, emit_src=False)
     for primitive, knob, instead in _ECP5_PRIMITIVES:
         if re.search(rf"\b{primitive}\b", text) and tgt.family != "ecp5":
-            raise ValueError(f"this core instantiates ECP5 {primitive} primitives ({knob}), "
+            raise FamilyMismatch(f"this core instantiates ECP5 {primitive} primitives ({knob}), "
                              f"which {tgt.name} ({tgt.family}) does not have; use {instead}")
     vsha = hashlib.sha256(text.encode()).hexdigest()
     (work_dir / f"{vtop}.v").write_text(text)

@@ -201,7 +201,7 @@ def cmd_quantize(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from boards.synth import format_table, synthesize
+    from boards.synth import FamilyMismatch, format_table, synthesize
     from boards.targets import get_target
 
     from .emit import atomic_write, emit
@@ -215,10 +215,13 @@ def cmd_synth(args) -> int:
         raise UserError(f"cannot write to output directory {str(out)!r}: {exc.strerror}") from None
     _stage(f"synthesizing {emitted.top} for {args.target} ({args.seeds} seed"
            f"{'s' if args.seeds != 1 else ''})")
-    report = synthesize(emitted.component, emitted.top, args.target, seeds=args.seeds,
-                        freq_mhz=args.freq, work_dir=out, cache_dir=Path(args.cache_dir),
-                        progress=_stage,
-                        meta={"core": core.name, "params": params.resolved()})
+    try:
+        report = synthesize(emitted.component, emitted.top, args.target, seeds=args.seeds,
+                            freq_mhz=args.freq, work_dir=out, cache_dir=Path(args.cache_dir),
+                            progress=_stage,
+                            meta={"core": core.name, "params": params.resolved()})
+    except FamilyMismatch as exc:          # a parameter choice, not a tool failure
+        raise UserError(str(exc)) from None
     path = out / "report.json"
     atomic_write(path, json.dumps(report, indent=2) + "\n")
     print(format_table(report))

@@ -304,3 +304,18 @@ def test_verify_bad_vectors_bcnn_conv(tmp_path, capsys, arrays, fragments):
     np.savez(vec, **arrays)
     code, _, err = run(capsys, "verify", "bcnn-conv", *BCNN_SMALL, "--vectors", str(vec))
     assert_one_line_error(code, err, *fragments)
+
+
+@pytest.mark.parametrize("knob, primitive", [("fifo=ecp5-ebr", "DP16KD"),
+                                             ("muxes=ecp5-pfumx", "PFUMX")])
+def test_synth_of_ecp5_primitives_for_ice40_is_one_line(capsys, tmp_path, knob, primitive):
+    """An ECP5-only parameter on an iCE40 target: a usage error naming the primitive, the
+    parameter and the alternative, after the progress lines; no traceback."""
+    code, _, err = run(capsys, "synth", "mx-dot", "-p", "a_format=mxfp4_e2m1", "-p",
+                       "b_format=mxfp4_e2m1", "-p", "block_size=4", "-p", knob,
+                       "--target", "ice40-up5k", "-o", str(tmp_path / "out"),
+                       "--cache-dir", str(tmp_path / "cache"))
+    assert code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("narrowgen: error: this core instantiates ECP5 " + primitive)
+    assert knob in last and "use " + knob.split("=")[0] + "=generic" in last
