@@ -6,12 +6,19 @@ from amaranth.lib.memory import Memory
 from .ecp5_ebr import EBR_DEPTH, ebr_ram
 from .params import check_choice
 
-__all__ = ["RESULT_RAMS", "stream_shell"]
+__all__ = ["RESULT_RAMS", "extra_read_cycles", "stream_shell"]
 
 #: Where the result FIFO lives: ``"generic"`` (an inferred memory: LUT RAM with the output
 #: register, else whatever synthesis picks) or ``"ecp5-ebr"`` (an ECP5 block RAM with its own
 #: output register, :mod:`hdl.common.ecp5_ebr`; ECP5 only).
 RESULT_RAMS = ("generic", "ecp5-ebr")
+
+
+def extra_read_cycles(ram):
+    """Cycles the result FIFO's read takes beyond the output register's one: 1 for
+    ``"ecp5-ebr"`` (the block's address register), else 0. The FIFO has as many entries more
+    than ``depth``, and a core's latency as many cycles more."""
+    return 1 if check_choice("ram", ram, RESULT_RAMS) == "ecp5-ebr" else 0
 
 
 def _step(up, down):
@@ -108,11 +115,9 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
     # With the output register the RAM is LUT RAM: Yosys maps a FIFO of more than 48 entries to
     # an ECP5 block RAM, whose clock-to-output (6.5 ns in nextpnr's model) was then the critical
     # path of the FP8 x FP8 pairs.
-    if check_choice("ram", ram, RESULT_RAMS) == "ecp5-ebr":
-        depth += 1
-        if depth > EBR_DEPTH:
-            raise ValueError(f"depth must be below {EBR_DEPTH} with ram='ecp5-ebr', not "
-                             f"{depth - 1}")
+    requested, depth = depth, depth + extra_read_cycles(ram)
+    if ram == "ecp5-ebr" and depth > EBR_DEPTH:
+        raise ValueError(f"depth must be below {EBR_DEPTH} with ram='ecp5-ebr', not {requested}")
     wptr = Signal(range(depth), name="results_wptr")
     rptr = Signal(range(depth), name="results_rptr")
     pop = Signal(name="results_pop")                   # a result leaves the RAM
@@ -147,28 +152,28 @@ def stream_shell(m, i, o, *, result_valid, result, depth, last=None, accept=1,
         rd = mem.read_port(domain="comb")
         m.d.comb += [wr.addr.eq(wptr), wr.data.eq(result), wr.en.eq(result_valid),
                      rd.addr.eq(rptr)]
-    if ram != "ecp5-ebr" and output_register:
-        # One result ahead of the RAM: refilled whenever it is empty or being taken, so an
-        # always-ready consumer gets a result every cycle.
-        out_valid = Signal(name="results_out_valid")
-        out_data = Signal(len(result), name="results_out", reset_less=True)
-        m.d.comb += [
-            o.valid.eq(out_valid),
-            o.payload.as_value().eq(out_data),
-            leave.eq(out_valid & o.ready),
-            pop.eq(nonempty & (~out_valid | o.ready)),
-        ]
-        with m.If(pop):
-            m.d.sync += [out_valid.eq(1), out_data.eq(rd.data)]
-        with m.Elif(o.ready):
-            m.d.sync += out_valid.eq(0)
-    elif ram != "ecp5-ebr":
-        m.d.comb += [
-            o.valid.eq(nonempty),
-            o.payload.as_value().eq(rd.data),
-            pop.eq(nonempty & o.ready),
-            leave.eq(pop),
-        ]
+        if output_register:
+            # One result ahead of the RAM: refilled whenever it is empty or being taken, so an
+            # always-ready consumer gets a result every cycle.
+            out_valid = Signal(name="results_out_valid")
+            out_data = Signal(len(result), name="results_out", reset_less=True)
+            m.d.comb += [
+                o.valid.eq(out_valid),
+                o.payload.as_value().eq(out_data),
+                leave.eq(out_valid & o.ready),
+                pop.eq(nonempty & (~out_valid | o.ready)),
+            ]
+            with m.If(pop):
+                m.d.sync += [out_valid.eq(1), out_data.eq(rd.data)]
+            with m.Elif(o.ready):
+                m.d.sync += out_valid.eq(0)
+        else:
+            m.d.comb += [
+                o.valid.eq(nonempty),
+                o.payload.as_value().eq(rd.data),
+                pop.eq(nonempty & o.ready),
+                leave.eq(pop),
+            ]
     with m.If(result_valid):
         m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
     with m.If(pop):

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.common import check_choice, is_int
 from hdl.common.pipeline import delay
-from hdl.common.stream_shell import RESULT_RAMS, stream_shell
+from hdl.common.stream_shell import RESULT_RAMS, extra_read_cycles, stream_shell
 
 from .dot import DotDatapath
 
@@ -88,13 +88,13 @@ class MXArray(wiring.Component):
         """Cycles from the handshake of a tile's last beat to its results on ``o`` (``o.ready``
         held high): input register, edge skew, PE datapath, FIFO, output register (with
         ``fifo="ecp5-ebr"`` the block RAM's address and output registers)."""
-        return 1 + self.skew + self.pes[0][0].latency + 1 + 1 + (self.fifo == "ecp5-ebr")
+        return 1 + self.skew + self.pes[0][0].latency + 1 + 1 + extra_read_cycles(self.fifo)
 
     @property
     def details(self):
         return {**self.pes[0][0].details, "pe_latency": self.pes[0][0].latency,
                 "edge_skew": self.skew, "fifo": self.fifo,
-                "result_fifo_depth": self.fifo_depth + (self.fifo == "ecp5-ebr"),
+                "result_fifo_depth": self.fifo_depth + extra_read_cycles(self.fifo),
                 "dataflow": "output-stationary"}
 
     @property

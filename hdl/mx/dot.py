@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from hdl.common import check_choice, check_mx_format, is_int, is_power_of_two
 from hdl.common.ecp5_mux import MUXES
 from hdl.common.pipeline import delay
-from hdl.common.stream_shell import RESULT_RAMS, stream_shell
+from hdl.common.stream_shell import RESULT_RAMS, extra_read_cycles, stream_shell
 
 from .block_dot import BlockDotProduct, block_sum_width, tree_levels
 from .exact_accumulator import ExactAccumulator
@@ -234,7 +234,7 @@ class MXDot(wiring.Component):
         """Cycles from the handshake of a group's last beat to its result on ``o`` (``o.ready``
         held high): input register, datapath, FIFO, output register (with ``fifo="ecp5-ebr"``
         the block RAM's address and output registers)."""
-        return 1 + self.datapath.latency + 1 + 1 + (self.fifo == "ecp5-ebr")
+        return 1 + self.datapath.latency + 1 + 1 + extra_read_cycles(self.fifo)
 
     @property
     def throughput(self):
@@ -243,7 +243,7 @@ class MXDot(wiring.Component):
     @property
     def details(self):
         return {**self.datapath.details, "fifo": self.fifo,
-                "result_fifo_depth": self.fifo_depth + (self.fifo == "ecp5-ebr")}
+                "result_fifo_depth": self.fifo_depth + extra_read_cycles(self.fifo)}
 
     def elaborate(self, platform):
         m = Module()
