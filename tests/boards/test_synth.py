@@ -24,7 +24,7 @@ from amaranth.sim import Simulator
 from boards import synth as synth_mod
 from boards import tools as tools_mod
 from boards.harness import HARNESS_NAME, Harness, io_bits, needs_harness
-from boards.synth import DoesNotFit, SynthError, format_table, synthesize
+from boards.synth import DoesNotFit, FamilyMismatch, SynthError, format_table, synthesize
 from boards.targets import TARGETS, get_target
 from boards.tools import ToolError, ToolTimeout, run_tool, tool_versions
 from hdl.mx.dequantize import MXDequantize
@@ -588,14 +588,6 @@ class TinyMult(wiring.Component):
         return m
 
 
-def test_ecp5_primitive_on_another_family_is_one_clear_error(tmp_path):
-    with pytest.raises(ValueError, match=r"instantiates ECP5 MULT18X18D primitives "
-                                         r"\(multipliers=ecp5-dsp or ecp5-dsp-fp\), "
-                                         r"which ice40-up5k \(ice40\) does not have; use "
-                                         r"multipliers=dsp or lut"):
-        synthesize(TinyMult(), "tiny_mult", "ice40-up5k", work_dir=tmp_path)
-
-
 class TinyClearableAdd(wiring.Component):
     """An 8-bit accumulator on ECP5 CCU2C cells (hdl.common.ecp5_carry)."""
     x: In(8)
@@ -609,13 +601,6 @@ class TinyClearableAdd(wiring.Component):
         m.d.sync += acc.eq(clearable_add(m, acc, self.x, 0, self.clear, "add")[:8])
         m.d.comb += self.total.eq(acc)
         return m
-
-
-def test_ecp5_carry_cells_on_another_family_are_one_clear_error(tmp_path):
-    with pytest.raises(ValueError, match=r"instantiates ECP5 CCU2C primitives "
-                                         r"\(adders=ecp5-ccu2c\), which ice40-up5k \(ice40\) "
-                                         r"does not have; use adders=generic"):
-        synthesize(TinyClearableAdd(), "tiny_add", "ice40-up5k", work_dir=tmp_path)
 
 
 def test_ecp5_clearable_add_is_carry_cells_and_registers_only(tmp_path):
@@ -641,13 +626,6 @@ class TinyEbr(wiring.Component):
         m.d.comb += self.r_data.eq(ebr_ram(m, 20, "ram", w_addr=self.w_addr, w_data=self.w_data,
                                            w_en=self.w_en, r_addr=self.r_addr, r_en=self.r_en))
         return m
-
-
-def test_ecp5_block_ram_on_another_family_is_one_clear_error(tmp_path):
-    with pytest.raises(ValueError, match=r"instantiates ECP5 DP16KD primitives "
-                                         r"\(fifo=ecp5-ebr\), which ice40-up5k \(ice40\) "
-                                         r"does not have; use fifo=generic"):
-        synthesize(TinyEbr(), "tiny_ebr", "ice40-up5k", work_dir=tmp_path)
 
 
 def test_ecp5_block_ram_is_two_blocks_and_no_logic(tmp_path):
@@ -697,11 +675,24 @@ class TinyMux4(wiring.Component):
         return m
 
 
-def test_ecp5_mux4_on_another_family_is_one_clear_error(tmp_path):
-    with pytest.raises(ValueError, match=r"instantiates ECP5 PFUMX primitives "
-                                         r"\(muxes=ecp5-pfumx\), which ice40-up5k \(ice40\) "
-                                         r"does not have; use muxes=generic"):
-        synthesize(TinyMux4(), "tiny_mux4", "ice40-up5k", work_dir=tmp_path)
+#: ECP5 primitives on an iCE40 target: (component, its top name, the message's primitive and
+#: parameter part, and the alternative).
+ECP5_PRIMITIVE_CASES = [
+    (TinyMult, "tiny_mult", r"MULT18X18D primitives \(multipliers=ecp5-dsp or ecp5-dsp-fp\)",
+     "multipliers=dsp or lut"),
+    (TinyClearableAdd, "tiny_add", r"CCU2C primitives \(adders=ecp5-ccu2c\)", "adders=generic"),
+    (TinyEbr, "tiny_ebr", r"DP16KD primitives \(fifo=ecp5-ebr\)", "fifo=generic"),
+    (TinyMux4, "tiny_mux4", r"PFUMX primitives \(muxes=ecp5-pfumx\)", "muxes=generic"),
+]
+
+
+@pytest.mark.parametrize("component, top, what, instead", ECP5_PRIMITIVE_CASES,
+                         ids=[case[1] for case in ECP5_PRIMITIVE_CASES])
+def test_ecp5_primitive_on_another_family_is_one_clear_error(tmp_path, component, top, what,
+                                                             instead):
+    with pytest.raises(FamilyMismatch, match=rf"instantiates ECP5 {what}, which ice40-up5k "
+                                             rf"\(ice40\) does not have; use {instead}"):
+        synthesize(component(), top, "ice40-up5k", work_dir=tmp_path)
 
 
 def test_ecp5_mux4_is_two_lut4s_per_bit(tmp_path):
