@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .params import check_range
 from .wire import wire
 
-__all__ = ["FP32Add", "RoundToFP32"]
+__all__ = ["ADD_CUTS", "FP32Add", "RoundToFP32"]
 
 _INF = 0x7F800000
 _QNAN = 0x7FC00000
@@ -37,6 +37,10 @@ def _leading_zeros(m, name, value):
 
     return wire(m, name, tree(padded)[0])
 
+
+#: FP32Add stages -> its register cuts: 0 after the alignment (operand order, exponent
+#: difference, the shift with its sticky bit), 1 after the add, 2 after the normalisation.
+ADD_CUTS = {0: (), 1: (1,), 2: (0, 2), 3: (0, 1, 2)}
 
 _CHUNK = 8          # RoundToFP32: leading-zero counts per 8-bit chunk, window = 4 chunks
 _TOP_PAD = 25       # at least this many zeros above mag: a subnormal window may reach above it
@@ -258,6 +262,16 @@ class FP32Add(wiring.Component):
     subtract, normalise left by the leading-zero count (capped by a sentinel bit so a small
     exponent gives a subnormal), round. Exponent and significand are rounded by one 32-bit add.
 
+    ``stages`` puts free-running registers between those steps (no enable): after the
+    alignment, after the add, after the normalisation (:data:`ADD_CUTS`), so ``o`` is ``a + b``
+    of ``stages`` cycles before. For a loop (an accumulator) that only adds every ``stages + 1``
+    cycles or less often.
+
+    Parameters
+    ----------
+    stages : int
+        Register stages, 0 (combinational, the default) to 3.
+
     Members
     -------
     a : In(32)
@@ -268,12 +282,31 @@ class FP32Add(wiring.Component):
         FP32 bit pattern of ``a + b``.
     """
 
-    def __init__(self):
+    def __init__(self, *, stages=0):
+        self.stages = check_range("stages", stages, 0, len(ADD_CUTS) - 1)
         super().__init__({"a": In(32), "b": In(32), "o": Out(32)})
+
+    @property
+    def latency(self):
+        """Cycles from ``a``, ``b`` to their sum on ``o``."""
+        return self.stages
 
     def elaborate(self, platform):
         m = Module()
         a, b = self.a, self.b
+        cuts = ADD_CUTS[self.stages]
+
+        def cut(k, **values):
+            """``values`` registered at cut point ``k`` when it is used, else as they are."""
+            if k not in cuts:
+                return tuple(values.values())
+            regs = []
+            for name, v in values.items():
+                reg = Signal(len(v), name=f"c{k}_{name}")
+                m.d.sync += reg.eq(v)
+                regs.append(reg)
+            return tuple(regs)
+
         ea, eb = a[23:31], b[23:31]
         a_max, b_max = ea.all(), eb.all()
         a_frac, b_frac = a[:23].any(), b[:23].any()
@@ -302,7 +335,13 @@ class FP32Add(wiring.Component):
         y_shifted = y_ext >> diff
         y_sticky = (y_ext & ~(Const(-1, 27) << diff)[:27]).any()
         y_jam = Cat(y_shifted[0] | y_sticky, y_shifted[1:27])
-        total = wire(m, "total", Mux(a[31] ^ b[31], x_ext - y_jam, x_ext + y_jam)[:28])
+        sub, both_neg = a[31] ^ b[31], a[31] & b[31]
+        x_ext, y_jam, sub, ex_x, sign_x, nan, inf_in, both_neg = cut(
+            0, x_ext=x_ext, y_jam=y_jam, sub=sub, ex_x=ex_x, sign_x=sign_x, nan=nan,
+            inf_in=inf_in, both_neg=both_neg)
+        total = wire(m, "total", Mux(sub, x_ext - y_jam, x_ext + y_jam)[:28])
+        total, ex_x, sign_x, nan, inf_in, both_neg = cut(
+            1, total=total, ex_x=ex_x, sign_x=sign_x, nan=nan, inf_in=inf_in, both_neg=both_neg)
 
         # total * 2**(ex_x - 153) is the sum (the jammed LSB rounds the same as the exact y).
         # Normalise so the leading one reaches bit 27, but by at most ex_x places (subnormal):
@@ -310,10 +349,13 @@ class FP32Add(wiring.Component):
         sentinel = (Const(1 << 27, 28) >> ex_x)[:28]
         shift = _leading_zeros(m, "shift", total | sentinel)
         norm = wire(m, "norm", (total << shift)[:28])
+        norm, ex_n, nonzero, sign_x, nan, inf_in, both_neg = cut(
+            2, norm=norm, ex_n=(ex_x - shift)[:8], nonzero=total.any(), sign_x=sign_x, nan=nan,
+            inf_in=inf_in, both_neg=both_neg)
         sig, guard, sticky = norm[4:], norm[3], norm[:3].any()
         # Fields concatenate: a normal result's hidden bit adds one to ex_x - shift, the RNE
         # increment may carry into the exponent and on into Inf.
-        rounded = wire(m, "rounded", Cat(sig[:23], (ex_x - shift)[:8], Const(0, 1))
+        rounded = wire(m, "rounded", Cat(sig[:23], ex_n, Const(0, 1))
                         + Cat(guard & (sticky | sig[0]), Const(0, 22), sig[23]))
         overflow = rounded[31] | rounded[23:31].all()
 
@@ -321,8 +363,8 @@ class FP32Add(wiring.Component):
             m.d.comb += self.o.eq(_QNAN)
         with m.Elif(inf_in | overflow):                 # an Inf operand is never rounded
             m.d.comb += self.o.eq(Cat(Const(_INF, 31), sign_x))
-        with m.Elif(~total.any()):                      # exact zero: -0 only for -0 + -0
-            m.d.comb += self.o.eq(Cat(Const(0, 31), a[31] & b[31]))
+        with m.Elif(~nonzero):                          # exact zero: -0 only for -0 + -0
+            m.d.comb += self.o.eq(Cat(Const(0, 31), both_neg))
         with m.Else():
             m.d.comb += self.o.eq(Cat(rounded[:31], sign_x))
         return m

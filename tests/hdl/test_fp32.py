@@ -253,6 +253,21 @@ def test_fp32_add():
             assert out == exp, f"{x:#010x} + {y:#010x}: expected {exp:#010x}, got {out:#010x}"
 
 
+@pytest.mark.parametrize("stages", [1, 2, 3])
+def test_fp32_add_stages(stages):
+    """A registered adder gives the combinational adder's sums, ``stages`` cycles later, for a
+    new pair every cycle."""
+    pairs = add_vectors(random.Random(SEED + stages))[:3000]
+    dut = FP32Add(stages=stages)
+    assert dut.latency == stages
+    assert run_vectors(dut, ["a", "b"], pairs, latency=stages) == run_add(pairs)
+
+
+def test_fp32_add_rejects_stages():
+    with pytest.raises(ValueError, match="stages"):
+        FP32Add(stages=4)
+
+
 def test_fp32_add_directed():
     """Signed zeros, Inf - Inf, Inf - max, and the tie at the overflow boundary."""
     pairs = [(0, 0), (0, 0x80000000), (0x80000000, 0), (0x80000000, 0x80000000),
