@@ -23,6 +23,7 @@ from .mx_dot_knobs import (
     accum_param,
     adders_param,
     fifo_param,
+    lanes_param,
     multipliers_param,
     muxes_param,
     pipeline_param,
@@ -51,13 +52,16 @@ class MXArrayParams(DotKnobs, Params):
     adders: str = adders_param()
     muxes: str = muxes_param()
     fifo: str = fifo_param()
+    lanes: int | None = lanes_param(
+        "element pairs per PE per beat: a K step takes block_size/lanes beats, with lanes "
+        "multipliers per PE; default block_size (one block pair per PE per cycle)")
 
 
 def _build(p: MXArrayParams):
     from hdl.mx.array import MXArray
     return MXArray(p.rows, p.cols, p.a_format, p.b_format, block_size=p.block_size,
                    accum=p.accum, pipeline=p.pipeline_value, multipliers=p.multipliers,
-                   adders=p.adders, muxes=p.muxes, fifo=p.fifo)
+                   adders=p.adders, muxes=p.muxes, fifo=p.fifo, lanes=p.lanes_resolved)
 
 
 def _top_name(p: MXArrayParams) -> str:
@@ -137,21 +141,23 @@ def _padded(p: MXArrayParams, inputs: dict):
 
 def _to_beats(p: MXArrayParams, inputs: dict) -> dict:
     tm, tn = _tiles(p, inputs)
-    R, C, bs = p.rows, p.cols, p.block_size
+    R, C, ln, nb = p.rows, p.cols, p.lanes_resolved, p.beats_per_block
     a_s, a_c, b_s, b_c = _padded(p, inputs)
     kb = a_s.shape[1]
-    # Beat order: tile (i, j) row-major, then k. Per beat: A[i*R:(i+1)*R, k], B[k, j*C:(j+1)*C].
-    a_s_t = a_s.reshape(tm, R, kb).transpose(0, 2, 1)              # [tm, KB, R]
-    a_c_t = a_c.reshape(tm, R, kb, bs).transpose(0, 2, 1, 3)       # [tm, KB, R, bs]
-    b_s_t = b_s.reshape(kb, tn, C).transpose(1, 0, 2)              # [tn, KB, C]
-    b_c_t = b_c.reshape(kb, tn, C, bs).transpose(1, 0, 2, 3)       # [tn, KB, C, bs]
-    last = np.zeros((tm, tn, kb), dtype=np.uint8)
-    last[..., -1] = 1
+    # Beat order: tile (i, j) row-major, then k, then the block's beats (lanes elements each).
+    # Per beat: A[i*R:(i+1)*R, k], B[k, j*C:(j+1)*C] (that beat's elements, all the scales).
+    shape = (tm, tn, kb, nb)
+    a_s_t = a_s.reshape(tm, R, kb).transpose(0, 2, 1)                  # [tm, KB, R]
+    a_c_t = a_c.reshape(tm, R, kb, nb, ln).transpose(0, 2, 3, 1, 4)    # [tm, KB, nb, R, ln]
+    b_s_t = b_s.reshape(kb, tn, C).transpose(1, 0, 2)                  # [tn, KB, C]
+    b_c_t = b_c.reshape(kb, tn, C, nb, ln).transpose(1, 0, 3, 2, 4)    # [tn, KB, nb, C, ln]
+    last = np.zeros(shape, dtype=np.uint8)
+    last[:, :, -1, -1] = 1
     return {
-        "a_scale": np.broadcast_to(a_s_t[:, None], (tm, tn, kb, R)).reshape(-1, R),
-        "a_codes": np.broadcast_to(a_c_t[:, None], (tm, tn, kb, R, bs)).reshape(-1, R * bs),
-        "b_scale": np.broadcast_to(b_s_t[None], (tm, tn, kb, C)).reshape(-1, C),
-        "b_codes": np.broadcast_to(b_c_t[None], (tm, tn, kb, C, bs)).reshape(-1, C * bs),
+        "a_scale": np.broadcast_to(a_s_t[:, None, :, None], shape + (R,)).reshape(-1, R),
+        "a_codes": np.broadcast_to(a_c_t[:, None], shape + (R, ln)).reshape(-1, R * ln),
+        "b_scale": np.broadcast_to(b_s_t[None, :, :, None], shape + (C,)).reshape(-1, C),
+        "b_codes": np.broadcast_to(b_c_t[None], shape + (C, ln)).reshape(-1, C * ln),
         "last": last.reshape(-1),
     }
 

@@ -18,6 +18,7 @@ from .mx_dot_knobs import (
     accum_param,
     adders_param,
     fifo_param,
+    lanes_param,
     multipliers_param,
     muxes_param,
     pipeline_param,
@@ -40,13 +41,17 @@ class MXDotParams(DotKnobs, Params):
     adders: str = adders_param()
     muxes: str = muxes_param()
     fifo: str = fifo_param()
+    lanes: int | None = lanes_param(
+        "element pairs per beat: a block pair takes block_size/lanes beats (every beat carries "
+        "the block's scales; last on its final beat), with lanes multipliers; default "
+        "block_size")
 
 
 def _build(p: MXDotParams):
     from hdl.mx.dot import MXDot
     return MXDot(p.a_format, p.b_format, block_size=p.block_size, accum=p.accum,
                  pipeline=p.pipeline_value, multipliers=p.multipliers, adders=p.adders,
-                 muxes=p.muxes, fifo=p.fifo)
+                 muxes=p.muxes, fifo=p.fifo, lanes=p.lanes_resolved)
 
 
 def _top_name(p: MXDotParams) -> str:
@@ -90,14 +95,17 @@ def _golden(p: MXDotParams, inputs: dict) -> dict:
 
 
 def _to_beats(p: MXDotParams, inputs: dict) -> dict:
+    """One beat per ``lanes`` element pairs: a block's beats in order, each with its scales;
+    ``last`` on the final beat of a group's final block."""
     groups, blocks = inputs["a_scales"].shape
-    last = np.zeros((groups, blocks), dtype=np.uint8)
-    last[:, -1] = 1
+    beats = p.beats_per_block
+    last = np.zeros((groups, blocks, beats), dtype=np.uint8)
+    last[:, -1, -1] = 1
     return {
-        "a_scale": inputs["a_scales"].reshape(-1),
-        "b_scale": inputs["b_scales"].reshape(-1),
-        "a_codes": inputs["a_codes"].reshape(-1, p.block_size),
-        "b_codes": inputs["b_codes"].reshape(-1, p.block_size),
+        "a_scale": np.repeat(inputs["a_scales"].reshape(-1), beats),
+        "b_scale": np.repeat(inputs["b_scales"].reshape(-1), beats),
+        "a_codes": inputs["a_codes"].reshape(-1, p.lanes_resolved),
+        "b_codes": inputs["b_codes"].reshape(-1, p.lanes_resolved),
         "last": last.reshape(-1),
     }
 

@@ -1,10 +1,10 @@
 """The datapath parameters mx-dot and mx-array share (each mx-array PE is the mx-dot datapath):
-``accum``, ``pipeline``, ``multipliers``, ``adders``, ``muxes``, ``fifo``, their check, and the
-module-name suffix they make."""
+``accum``, ``pipeline``, ``multipliers``, ``adders``, ``muxes``, ``fifo``, ``lanes``, their check,
+and the module-name suffix they make."""
 
 from __future__ import annotations
 
-from ..params import ParamError, param
+from ..params import POWERS_OF_TWO, ParamError, param
 
 PIPELINE_ALLOWED = ("adder-tree register stages 0..log2(block_size)+1, or a target clock "
                     "'<N>mhz'")
@@ -51,9 +51,15 @@ def fifo_param():
                      "FIFO's read mux and output register, one cycle more latency)")
 
 
+def lanes_param(doc: str):
+    return param(None, kind="int", optional=True, doc=doc,
+                 allowed="power of two in 2..block_size (default: block_size, one block pair "
+                         "per beat)")
+
+
 class DotKnobs:
     """Methods of the parameter dataclasses with ``block_size``, ``accum``, ``pipeline`` and
-    ``multipliers``, ``adders``, ``muxes``, ``fifo`` fields."""
+    ``multipliers``, ``adders``, ``muxes``, ``fifo``, ``lanes`` fields."""
 
     block_size: int
     accum: str
@@ -62,11 +68,25 @@ class DotKnobs:
     adders: str
     muxes: str
     fifo: str
+    lanes: int | None
+
+    @property
+    def lanes_resolved(self) -> int:
+        """``lanes`` with its default (``block_size``: one block pair per beat) filled in."""
+        return self.block_size if self.lanes is None else self.lanes
+
+    @property
+    def beats_per_block(self) -> int:
+        return self.block_size // self.lanes_resolved
 
     def check(self):
         from hdl.mx.dot import resolve_pipeline
+        if self.lanes is not None and self.lanes not in POWERS_OF_TWO(2, self.block_size):
+            raise ParamError(f"parameter lanes={self.lanes} is not allowed with block_size="
+                             f"{self.block_size}; allowed: "
+                             f"{', '.join(map(str, POWERS_OF_TWO(2, self.block_size)))}")
         try:
-            resolve_pipeline(self.pipeline, self.block_size)
+            resolve_pipeline(self.pipeline, self.lanes_resolved)
         except ValueError as e:
             raise ParamError(f"parameter {e}") from None
         if self.muxes != "generic" and self.accum != "exact":
@@ -95,8 +115,8 @@ class DotKnobs:
 
     @property
     def datapath_tag(self) -> str:
-        """Module-name suffix: block size, accumulation, register placement, multipliers,
-        adders, muxes, result FIFO."""
+        """Module-name suffix: block size (and lanes below it), accumulation, register
+        placement, multipliers, adders, muxes, result FIFO."""
         pipe = self.pipeline.strip().lower().replace(" ", "")
         pipe = f"p{pipe}" if pipe.isdigit() else pipe
         mul = {"lut": "_lutmul", "ecp5-dsp": "_ecp5dsp",
@@ -104,4 +124,5 @@ class DotKnobs:
         add = "_ccu2c" if self.adders == "ecp5-ccu2c" else ""
         mux = "_pfumx" if self.muxes == "ecp5-pfumx" else ""
         ram = "_ebr" if self.fifo == "ecp5-ebr" else ""
-        return f"b{self.block_size}_{self.accum}_{pipe}{mul}{add}{mux}{ram}"
+        lanes = f"_l{self.lanes_resolved}" if self.beats_per_block > 1 else ""
+        return f"b{self.block_size}{lanes}_{self.accum}_{pipe}{mul}{add}{mux}{ram}"

@@ -8,7 +8,7 @@ from hdl.common import check_choice, is_int
 from hdl.common.pipeline import delay
 from hdl.common.stream_shell import RESULT_RAMS, extra_read_cycles, stream_shell
 
-from .dot import DotDatapath
+from .dot import DotDatapath, block_beats
 
 __all__ = ["MXArray"]
 
@@ -31,6 +31,11 @@ class MXArray(wiring.Component):
     K block. The tile's ``rows * cols`` FP32 results leave as one output beat (row-major). Full
     rate: one beat per cycle, i.e. one block pair per PE per cycle.
 
+    With ``lanes`` below ``block_size`` a K step takes ``block_size / lanes`` beats, each with
+    ``lanes`` elements of every row's A block and every column's B block (and the blocks'
+    scales), as for ``MXDot``: every PE has ``lanes`` multipliers, and takes one block pair every
+    ``block_size / lanes`` cycles.
+
     Larger problems are tiled by the host: for each (m0, n0) tile it streams the K blocks of the
     A rows ``m0 .. m0 + rows - 1`` and B columns ``n0 .. n0 + cols - 1``; rows and columns past the
     matrix edge are padded with zero blocks (their results, +0.0, are dropped by the host).
@@ -44,27 +49,30 @@ class MXArray(wiring.Component):
         As for ``MXDot``, per PE.
     fifo : {"generic", "ecp5-ebr"}
         The tile-result FIFO, as for ``MXDot``.
+    lanes : int or None
+        Element pairs per PE per beat, as for ``MXDot`` (default ``block_size``).
 
     Members
     -------
-    i : In(stream.Signature(StructLayout(a_scale[rows], a_codes[rows * block_size],
-        b_scale[cols], b_codes[cols * block_size], last)))
-        Element ``r * block_size + j`` of ``a_codes`` is element j of row r's A block; likewise
-        ``b_codes`` per column.
+    i : In(stream.Signature(StructLayout(a_scale[rows], a_codes[rows * lanes],
+        b_scale[cols], b_codes[cols * lanes], last)))
+        Element ``r * lanes + j`` of ``a_codes`` is element j of the beat's part of row r's A
+        block; likewise ``b_codes`` per column.
     o : Out(stream.Signature(StructLayout(result: ArrayLayout(32, rows * cols))))
     """
 
     def __init__(self, rows, cols, a_format, b_format, block_size=32, accum="exact",
                  pipeline="200mhz", multipliers="dsp", adders="generic", muxes="generic",
-                 fifo="generic"):
+                 fifo="generic", lanes=None):
         for name, v in (("rows", rows), ("cols", cols)):
             if not (is_int(v) and 1 <= v <= 16):
                 raise ValueError(f"{name} must be an integer in 1..16, not {v!r}")
         self.rows, self.cols = rows, cols
         self.fifo = check_choice("fifo", fifo, RESULT_RAMS)
         self.pes = [[DotDatapath(a_format, b_format, block_size, accum, pipeline, multipliers,
-                                 adders, muxes) for _ in range(cols)] for _ in range(rows)]
+                                 adders, muxes, lanes) for _ in range(cols)] for _ in range(rows)]
         pe = self.pes[0][0]
+        self.lanes, self.beats = pe.lanes, pe.beats
         self.a_format, self.b_format = pe.a_format, pe.b_format
         self.block_size, self.accum, self.pipeline = block_size, accum, pipeline
         # PE (rows-1, cols-1) sees a tile's blocks rows+cols-2 cycles after PE (0, 0).
@@ -74,9 +82,9 @@ class MXArray(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "a_scale": data.ArrayLayout(8, rows),
-                "a_codes": data.ArrayLayout(a_w, rows * block_size),
+                "a_codes": data.ArrayLayout(a_w, rows * self.lanes),
                 "b_scale": data.ArrayLayout(8, cols),
-                "b_codes": data.ArrayLayout(b_w, cols * block_size),
+                "b_codes": data.ArrayLayout(b_w, cols * self.lanes),
                 "last": 1,
             }))),
             "o": Out(stream.Signature(data.StructLayout({
@@ -99,19 +107,25 @@ class MXArray(wiring.Component):
 
     @property
     def throughput(self):
-        return (f"1 beat per cycle ({self.rows} A + {self.cols} B blocks, "
-                f"{self.rows * self.cols} block pairs); 1 result beat per tile")
+        if self.beats == 1:
+            return (f"1 beat per cycle ({self.rows} A + {self.cols} B blocks, "
+                    f"{self.rows * self.cols} block pairs); 1 result beat per tile")
+        return (f"1 beat per cycle ({self.lanes} elements of {self.rows} A + {self.cols} B "
+                f"blocks), {self.rows * self.cols} block pairs every {self.beats} cycles; 1 "
+                f"result beat per tile")
 
     def elaborate(self, platform):
         m = Module()
         R, C = self.rows, self.cols
-        a_bits = self.block_size * self.a_format.element.width
-        b_bits = self.block_size * self.b_format.element.width
+        a_bits = self.lanes * self.a_format.element.width
+        b_bits = self.lanes * self.b_format.element.width
         done = Signal()
         results = Signal(32 * R * C)
+        group_last, end = block_beats(m, self.i, self.beats)
         valid, first, last, payload = stream_shell(
             m, self.i, self.o, result_valid=done, result=results, depth=self.fifo_depth,
-            output_register=True, ram=self.fifo)
+            last=group_last, output_register=True, ram=self.fifo)
+        control = Cat(valid, first, last, *([end] if self.beats > 1 else []))
 
         # Edge skew: row r's A blocks (with the control bits) wait r cycles, column c's B blocks
         # wait c cycles; then every PE passes A right and B down through one register.
@@ -119,7 +133,7 @@ class MXArray(wiring.Component):
         b_at = [[None] * C for _ in range(R)]
         for r in range(R):
             a_codes = payload.a_codes.as_value()[r * a_bits:(r + 1) * a_bits]
-            a_edge = Cat(payload.a_scale[r], a_codes, valid, first, last)
+            a_edge = Cat(payload.a_scale[r], a_codes, control)
             a_at[r][0] = delay(m, a_edge, r, f"a{r}_skew")
             for c in range(1, C):
                 a_at[r][c] = delay(m, a_at[r][c - 1], 1, f"a{r}_{c}")

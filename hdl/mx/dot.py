@@ -3,12 +3,19 @@ per group out."""
 
 import re
 
-from amaranth.hdl import Cat, Module
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.common import check_choice, check_mx_format, is_int, is_power_of_two
+from hdl.common import (
+    check_choice,
+    check_mx_format,
+    check_power_of_two,
+    is_int,
+    is_power_of_two,
+)
 from hdl.common.ecp5_mux import MUXES
+from hdl.common.fp32 import ADD_CUTS
 from hdl.common.pipeline import delay
 from hdl.common.stream_shell import RESULT_RAMS, extra_read_cycles, stream_shell
 
@@ -16,7 +23,7 @@ from .block_dot import BlockDotProduct, block_sum_width, tree_levels
 from .exact_accumulator import ExactAccumulator
 from .fp32_accumulator import FP32Accumulator
 
-__all__ = ["ACCUM_MODES", "DotDatapath", "MXDot", "resolve_pipeline"]
+__all__ = ["ACCUM_MODES", "DotDatapath", "MXDot", "block_beats", "resolve_pipeline"]
 
 ACCUM_MODES = ("exact", "fp32")
 
@@ -37,6 +44,7 @@ def resolve_pipeline(pipeline, block_size):
         frequency model places for an N MHz clock on ECP5 (``"200mhz"`` registers every tree
         level).
     block_size : int
+        Products the adder tree sums (the datapath's ``lanes``).
     """
     levels = tree_levels(block_size)
     if is_int(pipeline):
@@ -59,42 +67,71 @@ def resolve_pipeline(pipeline, block_size):
     raise AssertionError(mhz)
 
 
+def block_beats(m, i, beats):
+    """Where the blocks of a stream of ``beats`` beats per block end, for :func:`stream_shell`.
+
+    Returns ``(last, end)``: ``last`` is ``i.payload.last`` on a block's final beat and 0 on its
+    other beats (the shell's ``last``: a group ends only with a whole block); ``end`` is a
+    register that marks the beat the shell offers as its block's final one. ``(None, None)``
+    for one beat per block.
+    """
+    if beats == 1:
+        return None, None
+    take = i.valid & i.ready
+    phase = Signal(range(beats), name="block_phase")        # beat of its block the next take is
+    at_end = phase == beats - 1
+    with m.If(take):
+        m.d.sync += phase.eq(Mux(at_end, 0, phase + 1))
+    end = Signal(name="in_end")
+    m.d.sync += end.eq(at_end)                  # registered beside the shell's input register
+    return i.payload.last & at_end, end
+
+
 class DotDatapath(wiring.Component):
     """Free-running block-dot datapath: :class:`BlockDotProduct` then the ``accum`` accumulator.
 
     The processing element of :class:`MXDot` and of every PE of ``MXArray``.
 
+    With ``lanes`` below ``block_size`` a block pair arrives as ``block_size / lanes`` beats of
+    ``lanes`` element pairs: the :class:`BlockDotProduct` sums one beat, and a block-sum
+    register adds the beats' sums (exact integers, in the block's full §6 width) before the
+    block goes to the accumulator, so every result is the one a full block per beat gives.
+
     Parameters
     ----------
-    a_format, b_format, block_size, accum, pipeline, multipliers, adders, muxes :
+    a_format, b_format, block_size, accum, pipeline, multipliers, adders, muxes, lanes :
         As for :class:`MXDot`.
 
     Members
     -------
-    a, b : In(8 + block_size * width)
-        Scale code (low 8 bits) then the element codes.
-    control : In(3)
-        ``valid``, ``first``, ``last`` of the block pair.
+    a, b : In(8 + lanes * width)
+        Scale code (low 8 bits) then the beat's element codes.
+    control : In(3), or In(4) with ``lanes < block_size``
+        ``valid``, ``first``, ``last`` of the beat (``first`` on a group's first beat, ``last``
+        on its final beat), then ``end``: the beat ends its block.
     o_valid : Out(1)
-        A group's result, :attr:`latency` cycles after its last block pair.
+        A group's result, :attr:`latency` cycles after its last beat.
     o : Out(32)
     """
 
     def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
-                 multipliers="dsp", adders="generic", muxes="generic"):
+                 multipliers="dsp", adders="generic", muxes="generic", lanes=None):
         self.a_format = check_mx_format(a_format, name="a_format")
         self.b_format = check_mx_format(b_format, name="b_format")
         if not (is_power_of_two(block_size) and 2 <= block_size <= 64):
             raise ValueError(f"block_size must be a power of two in 2..64, not {block_size!r}")
         self.block_size = block_size
+        self.lanes = check_power_of_two("lanes", block_size if lanes is None else lanes, 2,
+                                        block_size)
+        self.beats = block_size // self.lanes          # beats per block pair
         self.accum = check_choice("accum", accum, ACCUM_MODES)
         if check_choice("muxes", muxes, MUXES) != "generic" and accum != "exact":
             raise ValueError(f"muxes={muxes!r} builds the exact accumulator's candidate chain; "
                              f"with accum={accum!r} there is none: use muxes='generic'")
         self.pipeline = pipeline
-        tree_stages, round_stages, product_stages = resolve_pipeline(pipeline, block_size)
+        tree_stages, round_stages, product_stages = resolve_pipeline(pipeline, self.lanes)
         a_elem, b_elem = self.a_format.element, self.b_format.element
-        self.block_dot = BlockDotProduct(a_elem, b_elem, block_size, tree_stages=tree_stages,
+        self.block_dot = BlockDotProduct(a_elem, b_elem, self.lanes, tree_stages=tree_stages,
                                          multipliers=multipliers, product_stages=product_stages,
                                          adders=adders)
         width = block_sum_width(a_elem, b_elem, block_size)
@@ -103,31 +140,39 @@ class DotDatapath(wiring.Component):
             self.accumulator = ExactAccumulator(width, lsb_exp, round_stages=round_stages,
                                                 adders=adders, muxes=muxes)
         else:
-            self.accumulator = FP32Accumulator(width, lsb_exp, round_stages=round_stages)
+            # A block every `beats` cycles: that many cycles for each FP32 add of the loop.
+            self.accumulator = FP32Accumulator(width, lsb_exp, round_stages=round_stages,
+                                               add_stages=min(self.beats - 1, len(ADD_CUTS) - 1))
+        self.block_sum_width = width
         super().__init__({
-            "a": In(8 + block_size * a_elem.width),
-            "b": In(8 + block_size * b_elem.width),
-            "control": In(3),
+            "a": In(8 + self.lanes * a_elem.width),
+            "b": In(8 + self.lanes * b_elem.width),
+            "control": In(3 if self.beats == 1 else 4),
             "o_valid": Out(1),
             "o": Out(32),
         })
 
     @property
     def latency(self):
-        return self.block_dot.latency + self.accumulator.latency
+        """Cycles from a group's last beat at the inputs to ``o_valid``."""
+        return self.block_dot.latency + (self.beats > 1) + self.accumulator.latency
 
     @property
     def details(self):
         """Derived sizes, for the manifest: widths, register placement, accumulator capacity."""
         acc = self.accumulator
         out = {
-            "block_sum_bits": self.block_dot.sum_width,
+            "lanes": self.lanes,
+            "beats_per_block": self.beats,
+            "block_sum_bits": self.block_sum_width,
             "product_stages": self.block_dot.product_stages,
             "tree_stages": self.block_dot.tree_stages,
             "round_stages": acc.rounder.latency,
             "multipliers": self.block_dot.multipliers,
             "accumulator": self.accum,
         }
+        if self.accum == "fp32":
+            out.update(fp32_add_stages=acc.adder.stages)
         if self.accum == "exact":
             out.update(accumulator_bits=acc.width, accumulator_pieces=acc.chunks,
                        max_group_blocks=acc.max_blocks, adders=acc.adders, muxes=acc.muxes)
@@ -142,12 +187,43 @@ class DotDatapath(wiring.Component):
             bd.b_scale.eq(self.b[:8]), bd.b_codes.eq(self.b[8:]),
         ]
         control = delay(m, self.control, bd.latency, "bd")
+        valid, first, last = control[0], control[1], control[2]
+        block_sum, scale_sum, nan = bd.sum, bd.scale_sum, bd.nan
+        if self.beats > 1:
+            valid, first, last, block_sum, scale_sum, nan = self._block_sum(
+                m, valid, first, last, control[3])
         m.d.comb += [
-            acc.valid.eq(control[0]), acc.first.eq(control[1]), acc.last.eq(control[2]),
-            acc.sum.eq(bd.sum), acc.scale_sum.eq(bd.scale_sum), acc.nan.eq(bd.nan),
+            acc.valid.eq(valid), acc.first.eq(first), acc.last.eq(last),
+            acc.sum.eq(block_sum), acc.scale_sum.eq(scale_sum), acc.nan.eq(nan),
             self.o_valid.eq(acc.o_valid), self.o.eq(acc.o),
         ]
         return m
+
+    def _block_sum(self, m, valid, first, last, end):
+        """A block's beat sums added up (one register, one cycle): the block, as the
+        accumulator takes it, the cycle after its ``end`` beat."""
+        bd = self.block_dot
+        part = Signal(signed(self.block_sum_width), name="block_part")
+        part_nan = Signal(name="block_part_nan")
+        fresh = Signal(init=1, name="block_fresh")     # the next beat starts a block
+        group_first = Signal(name="block_group_first")  # the block being summed starts a group
+        with m.If(valid):
+            m.d.sync += [
+                part.eq(Mux(fresh, 0, part) + bd.sum),
+                part_nan.eq((part_nan & ~fresh) | bd.nan),
+                fresh.eq(end),
+                group_first.eq(Mux(fresh, first, group_first)),
+            ]
+        out_valid, out_first, out_last = (Signal(name=f"block_{n}")
+                                          for n in ("valid", "first", "last"))
+        out_scale = Signal.like(bd.scale_sum, name="block_scale_sum")
+        m.d.sync += [
+            out_valid.eq(valid & end),
+            out_first.eq(Mux(fresh, first, group_first)),
+            out_last.eq(last),
+            out_scale.eq(bd.scale_sum),
+        ]
+        return out_valid, out_first, out_last, part, out_scale, part_nan
 
 
 class MXDot(wiring.Component):
@@ -164,6 +240,12 @@ class MXDot(wiring.Component):
     go through an output FIFO and ``i.ready`` falls only when the FIFO could not take every result
     still in flight (:func:`hdl.common.stream_shell.stream_shell`), so ``o.ready`` never reaches
     the datapath.
+
+    With ``lanes`` below ``block_size`` each beat carries ``lanes`` element pairs of the block
+    pair and a block pair takes ``block_size / lanes`` beats (one beat per cycle): a block's
+    element ``j`` is in its beat ``j // lanes``, every beat of a block carries the block's
+    scales (they are read on its final beat) and ``last`` counts on a block's final beat only.
+    Products and adder tree shrink to ``lanes`` element pairs; the results do not change.
 
     Parameters
     ----------
@@ -191,17 +273,24 @@ class MXDot(wiring.Component):
         RAM on iCE40; any device), or an ECP5 DP16KD block RAM whose own output register drives
         ``o`` (ECP5 only): no LUT4s for the FIFO's storage, read mux and output register, one
         cycle more latency (see :func:`hdl.common.stream_shell.stream_shell`).
+    lanes : int or None
+        Element pairs per beat, a power of two in ``2..block_size``; ``None`` (default) is
+        ``block_size``, one block pair per beat. Fewer lanes: fewer multipliers and a smaller
+        adder tree, one block pair every ``block_size / lanes`` cycles, one cycle more latency.
 
     Members
     -------
-    i : In(stream.Signature(StructLayout(a_scale, b_scale, a_codes, b_codes, last)))
+    i : In(stream.Signature(StructLayout(a_scale, b_scale, a_codes[lanes], b_codes[lanes],
+        last)))
     o : Out(stream.Signature(StructLayout(result: 32)))
     """
 
     def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
-                 multipliers="dsp", adders="generic", muxes="generic", fifo="generic"):
+                 multipliers="dsp", adders="generic", muxes="generic", fifo="generic",
+                 lanes=None):
         self.datapath = DotDatapath(a_format, b_format, block_size, accum, pipeline,
-                                    multipliers, adders, muxes)
+                                    multipliers, adders, muxes, lanes)
+        self.lanes, self.beats = self.datapath.lanes, self.datapath.beats
         self.fifo = check_choice("fifo", fifo, RESULT_RAMS)
         self.a_format, self.b_format = self.datapath.a_format, self.datapath.b_format
         self.block_size, self.accum, self.pipeline = block_size, accum, pipeline
@@ -217,8 +306,8 @@ class MXDot(wiring.Component):
             "i": In(stream.Signature(data.StructLayout({
                 "a_scale": 8,
                 "b_scale": 8,
-                "a_codes": data.ArrayLayout(a_w, block_size),
-                "b_codes": data.ArrayLayout(b_w, block_size),
+                "a_codes": data.ArrayLayout(a_w, self.lanes),
+                "b_codes": data.ArrayLayout(b_w, self.lanes),
                 "last": 1,
             }))),
             "o": Out(stream.Signature(data.StructLayout({"result": 32}))),
@@ -227,7 +316,7 @@ class MXDot(wiring.Component):
     @property
     def sum_width(self):
         """Width of the exact in-block sum (MX_SPEC §6)."""
-        return self.datapath.block_dot.sum_width
+        return self.datapath.block_sum_width
 
     @property
     def latency(self):
@@ -238,7 +327,10 @@ class MXDot(wiring.Component):
 
     @property
     def throughput(self):
-        return "1 block pair per cycle (any group length); 1 result per group"
+        if self.beats == 1:
+            return "1 block pair per cycle (any group length); 1 result per group"
+        return (f"1 beat per cycle ({self.lanes} element pairs), 1 block pair every "
+                f"{self.beats} cycles (any group length); 1 result per group")
 
     @property
     def details(self):
@@ -248,12 +340,13 @@ class MXDot(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.datapath = dp = self.datapath
+        group_last, end = block_beats(m, self.i, self.beats)
         valid, first, last, payload = stream_shell(
             m, self.i, self.o, result_valid=dp.o_valid, result=dp.o, depth=self.fifo_depth,
-            output_register=True, ram=self.fifo)
+            last=group_last, output_register=True, ram=self.fifo)
         m.d.comb += [
             dp.a.eq(Cat(payload.a_scale, payload.a_codes.as_value())),
             dp.b.eq(Cat(payload.b_scale, payload.b_codes.as_value())),
-            dp.control.eq(Cat(valid, first, last)),
+            dp.control.eq(Cat(valid, first, last, *([end] if self.beats > 1 else []))),
         ]
         return m

@@ -13,12 +13,17 @@ __all__ = ["FP32Accumulator"]
 
 
 class FP32Accumulator(BlockAccumulator):
-    """Ordered FP32 accumulation, one block per cycle.
+    """Ordered FP32 accumulation, one block per cycle (or per ``add_stages + 1`` cycles).
 
     The block sum is rounded to FP32 in a pipelined :class:`RoundToFP32`; the accumulation itself
     is a one-cycle loop through a combinational :class:`FP32Add` (starting from +0.0 at a group's
     first block), because the §11 order — every add rounded before the next — leaves nothing to
     overlap when the blocks of one group arrive back to back. That adder bounds this mode's clock.
+
+    When blocks arrive at most every ``add_stages + 1`` cycles (a datapath with fewer lanes than
+    the block size), the adder has that many register stages inside the loop: each add starts
+    once the one before has left the adder, so the result is the same and the clock is not
+    bound by one cycle of FP32 addition.
 
     A NaN block makes the sum NaN (and stays NaN through every later add); ``Inf - Inf`` is NaN;
     every NaN leaves as ``0x7FC00000``.
@@ -31,25 +36,29 @@ class FP32Accumulator(BlockAccumulator):
         ``log2(a_lsb * b_lsb)``, the weight of one unit of ``sum``.
     round_stages : int
         Register stages inside :class:`RoundToFP32`.
+    add_stages : int
+        Register stages inside the loop's :class:`FP32Add` (0..3); blocks must then arrive at
+        least ``add_stages + 1`` cycles apart.
 
     Members
     -------
     As for :class:`BlockAccumulator`.
     """
 
-    def __init__(self, sum_width, lsb_exp, *, round_stages=2):
+    def __init__(self, sum_width, lsb_exp, *, round_stages=2, add_stages=0):
         super().__init__(sum_width, lsb_exp)
         self.rounder = RoundToFP32(sum_width, 11, stages=round_stages)
+        self.adder = FP32Add(stages=add_stages)
 
     @property
     def latency(self):
         """Cycles from a group's last block at the inputs to ``o_valid``."""
-        return 1 + self.rounder.latency + 1 + 1
+        return 1 + self.rounder.latency + 1 + self.adder.latency + 1
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.rounder = rounder = self.rounder
-        m.submodules.adder = adder = FP32Add()
+        m.submodules.adder = adder = self.adder
 
         # Entry register, then the rounder; the sideband travels alongside.
         side = [Signal(name="e_valid"), Signal(name="e_first"), Signal(name="e_last"),
@@ -84,10 +93,13 @@ class FP32Accumulator(BlockAccumulator):
             adder.a.eq(Mux(x_first, 0, acc)),       # +0.0 at a group's first block
             adder.b.eq(x),
         ]
-        with m.If(x_valid):
+        # The sum leaves the adder adder.latency cycles after its block went in.
+        s = delay(m, Cat(x_valid, x_last), adder.latency, "s")
+        s_valid, s_last = s[0], s[1]
+        with m.If(s_valid):
             m.d.sync += acc.eq(adder.o)
         m.d.sync += [
-            self.o_valid.eq(x_valid & x_last),
+            self.o_valid.eq(s_valid & s_last),
             self.o.eq(adder.o),
         ]
         return m

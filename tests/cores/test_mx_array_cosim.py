@@ -97,6 +97,36 @@ def test_single_k_block_and_full_rate(fifo, work_dir):
     assert r.cycles <= r.transactions + latency + 32 + 4, (r.cycles, latency)
 
 
+#: lanes below block_size: each PE multiplies ``lanes`` element pairs per beat.
+LANES_CASES = [
+    (2, 2, "mxint8", "mxint8", 32, ("lanes=8", "multipliers=ecp5-dsp"), "verilator"),
+    (2, 2, "mxint8", "mxint8", 32, ("lanes=8", "multipliers=ecp5-dsp"), "icarus"),
+    (3, 5, "mxfp6_e3m2", "mxfp4_e2m1", 16, ("lanes=4", "accum=fp32"), "verilator"),
+]
+
+
+@pytest.mark.parametrize("rows, cols, a, b, bs, extra, sim", LANES_CASES,
+                         ids=[f"{r}x{c}-{a}-{b}-{'-'.join(e)}-{sim}"
+                              for r, c, a, b, _, e, sim in LANES_CASES])
+def test_lanes(rows, cols, a, b, bs, extra, sim, work_dir):
+    """A K step over several beats, every PE with ``lanes`` multipliers: the same C, with
+    random idle beats and backpressure, M and N not multiples of the array."""
+    params = [f"rows={rows}", f"cols={cols}", f"a_format={a}", f"b_format={b}",
+              f"block_size={bs}", *extra]
+    check(params, sim, work_dir, matrices(a, b, 7, 9, 3, bs, seed=rows * 10 + cols))
+
+
+def test_lanes_full_rate(work_dir):
+    """lanes=8 at block 32, K = 2 blocks, no idle or stall: a tile every 8 cycles exactly."""
+    params = ["rows=2", "cols=2", "a_format=mxfp4_e2m1", "b_format=mxfp4_e2m1", "lanes=8"]
+    vectors = matrices("mxfp4_e2m1", "mxfp4_e2m1", 20, 30, 2, 32, seed=6)
+    r = check(params, "verilator", work_dir, vectors, idle_prob=0.0, stall_prob=0.0)
+    core = get_core("mx-array")
+    latency = emit(core, parse_assignments(core.params, params)).manifest["latency"]
+    beats = r.transactions * 2 * 4
+    assert beats <= r.cycles <= beats + latency + 32 + 4, (r.cycles, beats, latency)
+
+
 def test_k_mismatch_is_a_vector_error():
     core = get_core("mx-array")
     p = parse_assignments(core.params, [])

@@ -251,6 +251,45 @@ def test_full_rate_without_stalls(accum, fifo, work_dir):
     assert r.cycles <= r.transactions + latency + drain + 4, (r.cycles, latency)
 
 
+#: lanes below block_size (a block pair over block_size/lanes beats, one block-sum register):
+#: (A, B, extra parameters, simulator).
+LANES_CASES = [
+    ("mxint8", "mxint8", ("lanes=8", "multipliers=ecp5-dsp", "adders=ecp5-ccu2c",
+                          "fifo=ecp5-ebr"), "verilator"),
+    ("mxint8", "mxint8", ("lanes=8", "multipliers=ecp5-dsp", "adders=ecp5-ccu2c",
+                          "fifo=ecp5-ebr"), "icarus"),
+    ("mxfp4_e2m1", "mxfp4_e2m1", ("lanes=2",), "verilator"),
+    ("mxfp8_e5m2", "mxfp6_e2m3", ("lanes=2", "block_size=8", "accum=fp32"), "verilator"),
+    ("mxfp8_e5m2", "mxfp6_e2m3", ("lanes=2", "block_size=8", "accum=fp32"), "icarus"),
+    ("mxfp6_e3m2", "mxfp8_e4m3", ("lanes=16", "pipeline=0"), "icarus"),
+    # accum=fp32: the loop's FP32 adder with 3 register stages (4 beats) and with 1 (2 beats).
+    ("mxint8", "mxint8", ("lanes=8", "accum=fp32", "multipliers=ecp5-dsp"), "icarus"),
+    ("mxfp4_e2m1", "mxfp8_e4m3", ("lanes=16", "accum=fp32"), "verilator"),
+]
+
+
+@pytest.mark.parametrize("a, b, extra, sim", LANES_CASES,
+                         ids=[f"{a}-{b}-{'-'.join(e)}-{sim}" for a, b, e, sim in LANES_CASES])
+def test_lanes(a, b, extra, sim, work_dir):
+    """Fewer lanes than block_size: the same results as a block per beat, with random idle
+    beats and backpressure inside and between a block's beats."""
+    check(pair_params(a, b, *extra), sim, work_dir, n=GROUPS if sim == "verilator" else 500)
+
+
+@pytest.mark.parametrize("blocks", [1, 17])
+def test_lanes_group_lengths_at_full_rate(blocks, work_dir):
+    """lanes=8 at block 32, no idle or stall: one beat per cycle, so one block pair every 4
+    cycles exactly (groups of one block too, a result every 4 cycles)."""
+    a, b = "mxfp6_e2m3", "mxint8"
+    params = pair_params(a, b, "lanes=8")
+    vectors = random_dot_groups(np.random.default_rng(blocks), a, b, 1_200 // blocks, blocks, 32)
+    r = check(params, "verilator", work_dir, vectors=vectors, idle_prob=0.0, stall_prob=0.0)
+    core = get_core("mx-dot")
+    latency = emit(core, parse_assignments(core.params, params)).manifest["latency"]
+    beats = vectors["a_scales"].size * 4
+    assert beats <= r.cycles <= beats + latency + 32 + 4, (r.cycles, beats, latency)
+
+
 def test_exact_core_fails_the_fp32_golden(work_dir):
     """The scoreboard notices a different accumulation: an exact core checked against fp32."""
     core = get_core("mx-dot")

@@ -218,3 +218,41 @@ def test_ecp5_ebr_fifo_takes_one_cycle_and_one_entry_more():
         MXDot("mxfp4_e2m1", "mxfp4_e2m1", fifo="ebr")
     with pytest.raises(ParamError, match="fifo"):
         parse_assignments(get_core("mx-dot").params, ["fifo=bram"])
+
+
+def test_lanes_shrink_the_tree_not_the_block():
+    """lanes=8 at block 32: 8 products and a 3-level tree per beat, a block-sum register of the
+    block's full §6 width (one cycle), 4 beats per block pair; the ports carry 8 codes. The
+    default is block_size, and its module name and ports are those of a block per beat."""
+    full = MXDot("mxint8", "mxint8", multipliers="ecp5-dsp")
+    narrow = MXDot("mxint8", "mxint8", multipliers="ecp5-dsp", lanes=8)
+    assert (narrow.lanes, narrow.beats, full.lanes, full.beats) == (8, 4, 32, 1)
+    assert narrow.sum_width == full.sum_width == block_sum_width(
+        mx_format("mxint8").element, mx_format("mxint8").element, 32)
+    assert narrow.datapath.block_dot.block_size == 8
+    assert narrow.datapath.block_dot.tree_stages == tree_levels(8)
+    assert narrow.latency == full.latency - (tree_levels(32) - tree_levels(8)) + 1
+    assert len(narrow.i.payload.a_codes) == 8 and len(full.i.payload.a_codes) == 32
+    assert narrow.details["lanes"] == 8 and narrow.details["beats_per_block"] == 4
+    assert "every 4 cycles" in narrow.throughput
+    arr = MXArray(2, 3, "mxint8", "mxfp4_e2m1", lanes=4)
+    assert len(arr.i.payload.a_codes) == 2 * 4 and len(arr.i.payload.b_codes) == 3 * 4
+    assert arr.details["lanes"] == 4
+    core = get_core("mx-dot")
+    assert core.top_name(parse_assignments(core.params, ["lanes=8"])).endswith(
+        "_b32_l8_exact_200mhz")
+    assert core.top_name(parse_assignments(core.params, ["lanes=32"])) == core.top_name(
+        parse_assignments(core.params, []))
+
+
+def test_lanes_errors():
+    with pytest.raises(ValueError, match="lanes must be a power of two in 2..32, not 3"):
+        MXDot("mxint8", "mxint8", lanes=3)
+    with pytest.raises(ValueError, match="lanes must be a power of two in 2..8, not 16"):
+        MXArray(2, 2, "mxint8", "mxint8", block_size=8, lanes=16)
+    for core in (get_core("mx-dot"), get_core("mx-array")):
+        with pytest.raises(ParamError, match="parameter lanes=1 is not allowed with "
+                                             "block_size=32; allowed: 2, 4, 8, 16, 32"):
+            parse_assignments(core.params, ["lanes=1"])
+        with pytest.raises(ParamError, match="parameter pipeline must be a stage count in 0..4"):
+            parse_assignments(core.params, ["lanes=8", "pipeline=5"])
