@@ -79,6 +79,9 @@ class DotKnobs:
     def beats_per_block(self) -> int:
         return self.block_size // self.lanes_resolved
 
+    def resolved(self) -> dict:
+        return {**self.as_dict(), "lanes": self.lanes_resolved}
+
     def check(self):
         from hdl.mx.dot import resolve_pipeline
         if self.lanes is not None and self.lanes not in POWERS_OF_TWO(2, self.block_size):
