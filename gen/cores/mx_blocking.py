@@ -11,10 +11,10 @@ BLOCK_SIZES = POWERS_OF_TWO(2, 64)
 LANES_ALLOWED = "power of two dividing block_size (default: block_size, one block per beat)"
 
 
-def check_lanes(block_size: int, lanes: int | None) -> None:
+def check_lanes(block_size: int, lanes: int | None, lo: int = 1) -> None:
     if lanes is None:
         return
-    ok = POWERS_OF_TWO(1, block_size)
+    ok = POWERS_OF_TWO(lo, block_size)
     if lanes not in ok:
         raise ParamError(f"parameter lanes={lanes} is not allowed with block_size={block_size}; "
                          f"allowed: {', '.join(map(str, ok))}")
@@ -25,9 +25,11 @@ class BlockLanes:
 
     block_size: int
     lanes: int | None
+    #: Fewest lanes the core takes.
+    MIN_LANES = 1
 
     def check(self):
-        check_lanes(self.block_size, self.lanes)
+        check_lanes(self.block_size, self.lanes, self.MIN_LANES)
 
     @property
     def lanes_resolved(self) -> int:

@@ -4,7 +4,8 @@ and the module-name suffix they make."""
 
 from __future__ import annotations
 
-from ..params import POWERS_OF_TWO, ParamError, param
+from ..params import ParamError, param
+from .mx_blocking import BlockLanes
 
 PIPELINE_ALLOWED = ("adder-tree register stages 0..log2(block_size)+1, or a target clock "
                     "'<N>mhz'")
@@ -57,7 +58,7 @@ def lanes_param(doc: str):
                          "per beat)")
 
 
-class DotKnobs:
+class DotKnobs(BlockLanes):
     """Methods of the parameter dataclasses with ``block_size``, ``accum``, ``pipeline`` and
     ``multipliers``, ``adders``, ``muxes``, ``fifo``, ``lanes`` fields."""
 
@@ -69,25 +70,16 @@ class DotKnobs:
     muxes: str
     fifo: str
     lanes: int | None
-
-    @property
-    def lanes_resolved(self) -> int:
-        """``lanes`` with its default (``block_size``: one block pair per beat) filled in."""
-        return self.block_size if self.lanes is None else self.lanes
+    #: The block's adder tree needs two products at least.
+    MIN_LANES = 2
 
     @property
     def beats_per_block(self) -> int:
         return self.block_size // self.lanes_resolved
 
-    def resolved(self) -> dict:
-        return {**self.as_dict(), "lanes": self.lanes_resolved}
-
     def check(self):
         from hdl.mx.dot import resolve_pipeline
-        if self.lanes is not None and self.lanes not in POWERS_OF_TWO(2, self.block_size):
-            raise ParamError(f"parameter lanes={self.lanes} is not allowed with block_size="
-                             f"{self.block_size}; allowed: "
-                             f"{', '.join(map(str, POWERS_OF_TWO(2, self.block_size)))}")
+        super().check()
         try:
             resolve_pipeline(self.pipeline, self.lanes_resolved)
         except ValueError as e:

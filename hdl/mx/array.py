@@ -121,11 +121,11 @@ class MXArray(wiring.Component):
         b_bits = self.lanes * self.b_format.element.width
         done = Signal()
         results = Signal(32 * R * C)
-        group_last, end = block_beats(m, self.i, self.beats)
+        group_last, ends = block_beats(m, self.i, self.beats)
         valid, first, last, payload = stream_shell(
             m, self.i, self.o, result_valid=done, result=results, depth=self.fifo_depth,
             last=group_last, output_register=True, ram=self.fifo)
-        control = Cat(valid, first, last, *([end] if self.beats > 1 else []))
+        control = Cat(valid, first, last, *ends)
 
         # Edge skew: row r's A blocks (with the control bits) wait r cycles, column c's B blocks
         # wait c cycles; then every PE passes A right and B down through one register.

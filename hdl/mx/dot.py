@@ -70,13 +70,13 @@ def resolve_pipeline(pipeline, block_size):
 def block_beats(m, i, beats):
     """Where the blocks of a stream of ``beats`` beats per block end, for :func:`stream_shell`.
 
-    Returns ``(last, end)``: ``last`` is ``i.payload.last`` on a block's final beat and 0 on its
-    other beats (the shell's ``last``: a group ends only with a whole block); ``end`` is a
-    register that marks the beat the shell offers as its block's final one. ``(None, None)``
-    for one beat per block.
+    Returns ``(last, ends)``: ``last`` is ``i.payload.last`` on a block's final beat and 0 on its
+    other beats (the shell's ``last``: a group ends only with a whole block); ``ends`` holds the
+    datapath's ``end`` control bit, a register that marks the beat the shell offers as its
+    block's final one. ``(None, ())`` for one beat per block (no ``end`` bit).
     """
     if beats == 1:
-        return None, None
+        return None, ()
     take = i.valid & i.ready
     phase = Signal(range(beats), name="block_phase")        # beat of its block the next take is
     at_end = phase == beats - 1
@@ -84,7 +84,7 @@ def block_beats(m, i, beats):
         m.d.sync += phase.eq(Mux(at_end, 0, phase + 1))
     end = Signal(name="in_end")
     m.d.sync += end.eq(at_end)                  # registered beside the shell's input register
-    return i.payload.last & at_end, end
+    return i.payload.last & at_end, (end,)
 
 
 class DotDatapath(wiring.Component):
@@ -340,13 +340,13 @@ class MXDot(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.datapath = dp = self.datapath
-        group_last, end = block_beats(m, self.i, self.beats)
+        group_last, ends = block_beats(m, self.i, self.beats)
         valid, first, last, payload = stream_shell(
             m, self.i, self.o, result_valid=dp.o_valid, result=dp.o, depth=self.fifo_depth,
             last=group_last, output_register=True, ram=self.fifo)
         m.d.comb += [
             dp.a.eq(Cat(payload.a_scale, payload.a_codes.as_value())),
             dp.b.eq(Cat(payload.b_scale, payload.b_codes.as_value())),
-            dp.control.eq(Cat(valid, first, last, *([end] if self.beats > 1 else []))),
+            dp.control.eq(Cat(valid, first, last, *ends)),
         ]
         return m
