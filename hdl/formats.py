@@ -21,6 +21,7 @@ __all__ = [
     "ElementFormat", "ScaleFormat", "MXFormat", "BDRFormat",
     "FP8_E5M2", "FP8_E4M3", "FP6_E3M2", "FP6_E2M3", "FP4_E2M1", "INT8", "E8M0",
     "MX_FORMATS", "BDR_FORMATS", "mx_format", "bdr_format",
+    "ElementSet", "MXFormatSet", "MX_FORMAT_SETS",
 ]
 
 
@@ -187,6 +188,53 @@ class MXFormat:
 
 
 @dataclass(frozen=True)
+class ElementSet:
+    """Element formats selectable per block at run time: a block's codes are read as
+    ``members[sel]``, each code in the low ``members[sel].width`` bits of a ``width``-bit slot.
+
+    Values are exact in one common unit, ``2**lsb_exp`` (the smallest member LSB): a member's
+    integer magnitude is worth ``2**offset(member)`` of it.
+    """
+
+    name: str
+    members: tuple[ElementFormat, ...]
+
+    @property
+    def width(self) -> int:
+        """Bits per element slot: the widest member's code."""
+        return max(e.width for e in self.members)
+
+    @property
+    def sel_bits(self) -> int:
+        """Bits of the per-block format index."""
+        return max(1, (len(self.members) - 1).bit_length())
+
+    @property
+    def lsb_exp(self) -> int:
+        """Exponent of the common unit: the smallest member LSB."""
+        return min(e.lsb_exp for e in self.members)
+
+    def offset(self, elem: ElementFormat) -> int:
+        """log2 of ``elem``'s LSB in common units."""
+        return elem.lsb_exp - self.lsb_exp
+
+
+@dataclass(frozen=True)
+class MXFormatSet:
+    """MX formats selectable per block at run time, one E8M0 scale per block as for each member.
+
+    The format index of a block is its position in ``members``.
+    """
+
+    name: str
+    members: tuple[MXFormat, ...]
+
+    @property
+    def element(self) -> ElementSet:
+        return ElementSet(self.name, tuple(f.element for f in self.members))
+
+
+@dataclass(frozen=True)
 class BDRFormat:
     """A two-level shared-microexponent format of the BDR family (MX_SPEC §10).
 
@@ -228,6 +276,18 @@ MX_FORMATS: dict[str, MXFormat] = {
         MXFormat("mxfp6_e2m3", FP6_E2M3, E8M0),
         MXFormat("mxfp4_e2m1", FP4_E2M1, E8M0),
         MXFormat("mxint8", INT8, E8M0),
+    )
+}
+
+#: Format sets a dot product can select from per block (``mx-dot`` with ``a_format`` and
+#: ``b_format`` both naming the same set; each operand's format is chosen per block): the two
+#: MXFP8 formats, the two MXFP6 formats, and all six.
+MX_FORMAT_SETS: dict[str, MXFormatSet] = {
+    s.name: s
+    for s in (
+        MXFormatSet("mxfp8", (MX_FORMATS["mxfp8_e5m2"], MX_FORMATS["mxfp8_e4m3"])),
+        MXFormatSet("mxfp6", (MX_FORMATS["mxfp6_e3m2"], MX_FORMATS["mxfp6_e2m3"])),
+        MXFormatSet("mxall", tuple(MX_FORMATS.values())),
     )
 }
 

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from hdl.common import check_choice, is_int
 from hdl.common.pipeline import delay
 from hdl.common.stream_shell import RESULT_RAMS, extra_read_cycles, stream_shell
+from hdl.formats import MX_FORMAT_SETS, MX_FORMATS, MXFormatSet
 
 from .dot import DotDatapath, block_beats
 
@@ -68,6 +69,11 @@ class MXArray(wiring.Component):
             if not (is_int(v) and 1 <= v <= 16):
                 raise ValueError(f"{name} must be an integer in 1..16, not {v!r}")
         self.rows, self.cols = rows, cols
+        for name, v in (("a_format", a_format), ("b_format", b_format)):
+            if isinstance(v, MXFormatSet) or (isinstance(v, str) and v in MX_FORMAT_SETS):
+                raise ValueError(f"{name}={getattr(v, 'name', v)}: format sets (formats chosen "
+                                 f"per block) are an mx-dot feature; mx-array takes one of "
+                                 f"{', '.join(MX_FORMATS)}")
         self.fifo = check_choice("fifo", fifo, RESULT_RAMS)
         self.pes = [[DotDatapath(a_format, b_format, block_size, accum, pipeline, multipliers,
                                  adders, muxes, lanes) for _ in range(cols)] for _ in range(rows)]

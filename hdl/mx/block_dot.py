@@ -8,7 +8,7 @@ from hdl.common import check_choice, is_int, is_power_of_two
 from hdl.common.ecp5_carry import ADDERS, xor_add
 from hdl.common.ecp5_mult import MULT_LATENCY, registered_multiply
 from hdl.common.pipeline import delay
-from hdl.formats import ElementFormat
+from hdl.formats import ElementFormat, ElementSet
 
 __all__ = ["MULTIPLIERS", "BlockDotProduct", "block_sum_width", "element_magnitude_bits",
            "too_wide_for_dsp", "tree_levels"]
@@ -20,12 +20,26 @@ DSP_MAGNITUDE_BITS = 17
 
 
 def element_magnitude_bits(elem):
-    """Bits of the largest decodable magnitude in units of ``elem.min_subnormal``.
+    """Bits of the largest decodable magnitude in units of ``elem.min_subnormal`` (of an
+    :class:`~hdl.formats.ElementSet`: in its common unit).
 
     Like ``elem.int_bits`` (MX_SPEC §6), except that INT8 counts the code 0x80 (-2.0, magnitude
     128), which every decoder accepts: it needs 8 bits, not 7.
     """
+    if isinstance(elem, ElementSet):
+        return max(element_magnitude_bits(f) + elem.offset(f) for f in elem.members)
     return elem.int_bits if elem.is_float else elem.width
+
+
+def _is_int(elem):
+    """A single integer element format (INT8), not a set."""
+    return isinstance(elem, ElementFormat) and not elem.is_float
+
+
+def _has_nan_codes(elem):
+    """Some code of the format (of a member of the set) is NaN, or for E5M2 ±Inf."""
+    members = elem.members if isinstance(elem, ElementSet) else (elem,)
+    return any(f.nan_mantissas or f.has_inf for f in members)
 
 
 def too_wide_for_dsp(**elems):
@@ -44,7 +58,16 @@ DECODE_STAGE_EXP_BITS = 5
 
 def _significand_bits(elem):
     """Bits of the decoded significand (hidden bit included), or of an INT8 magnitude."""
+    if isinstance(elem, ElementSet):
+        return max(_significand_bits(f) for f in elem.members)
     return elem.mbits + 1 if elem.is_float else elem.width
+
+
+def _exponent_bits(elem):
+    """Exponent field bits (the widest member's, for a set)."""
+    if isinstance(elem, ElementSet):
+        return max(f.ebits for f in elem.members)
+    return elem.ebits
 
 
 #: Significand products with both operands at least this wide (narrower, wider) get a register
@@ -58,11 +81,16 @@ FINE_SHIFT_SPAN = 8
 
 
 def _max_shift(elem):
-    """Largest left shift :func:`_decode` gives an element (``exp - 1`` at the top exponent)."""
+    """Largest left shift :func:`_decode` gives an element (``exp - 1`` at the top exponent; for
+    a set, in its common unit)."""
+    if isinstance(elem, ElementSet):
+        return max(_max_shift(f) + elem.offset(f) for f in elem.members)
     return (1 << elem.ebits) - 2 if elem.is_float else 0
 
 
 def _max_magnitude(elem):
+    if isinstance(elem, ElementSet):
+        return max(_max_magnitude(f) << elem.offset(f) for f in elem.members)
     return int(elem.max_value / elem.min_subnormal) if elem.is_float else 1 << (elem.width - 1)
 
 
@@ -99,6 +127,23 @@ def _decode(m, code, elem, name):
         nan = Const(0)
     sig = Cat(mant, exp != 0)
     shift = Mux(exp == 0, 0, (exp - 1)[:elem.ebits])
+    return sign, sig, shift, nan
+
+
+def _decode_selected(m, code, elem, sel, name):
+    """:func:`_decode` of a code of an :class:`~hdl.formats.ElementSet` as its member ``sel``
+    (the member's code in the slot's low bits), the shift in the set's common unit. An index past
+    the members decodes as zero (the block is flagged NaN beside the lanes)."""
+    sign = Signal(name=f"{name}_sign")
+    sig = Signal(_significand_bits(elem), name=f"{name}_sig")
+    shift = Signal(range(_max_shift(elem) + 1), name=f"{name}_shift")
+    nan = Signal(name=f"{name}_nan")
+    with m.Switch(sel):
+        for k, f in enumerate(elem.members):
+            f_sign, f_sig, f_shift, f_nan = _decode(m, code[:f.width], f, f"{name}_{f.name}")
+            with m.Case(k):
+                m.d.comb += [sign.eq(f_sign), sig.eq(f_sig),
+                             shift.eq(f_shift + elem.offset(f)), nan.eq(f_nan)]
     return sign, sig, shift, nan
 
 
@@ -209,8 +254,8 @@ class BlockDotProduct(wiring.Component):
     def __init__(self, a_elem, b_elem, block_size, *, tree_stages, multipliers="dsp",
                  product_stages=1, adders="generic"):
         for name, elem in (("a_elem", a_elem), ("b_elem", b_elem)):
-            if not isinstance(elem, ElementFormat):
-                raise TypeError(f"{name} must be an ElementFormat, not {elem!r}")
+            if not isinstance(elem, (ElementFormat, ElementSet)):
+                raise TypeError(f"{name} must be an ElementFormat or an ElementSet, not {elem!r}")
         if not (is_power_of_two(block_size) and 2 <= block_size <= 64):
             raise ValueError(f"block_size must be a power of two in 2..64, not {block_size!r}")
         levels = tree_levels(block_size)
@@ -227,9 +272,13 @@ class BlockDotProduct(wiring.Component):
         self.ecp5_dsp = multipliers in ("ecp5-dsp", "ecp5-dsp-fp")
         self.adders = check_choice("adders", adders, ADDERS)
         # INT8 x INT8 as one signed multiply per lane (DSP), not shift-and-add in logic.
-        self.dsp_products = not a_elem.is_float and not b_elem.is_float and multipliers != "lut"
+        self.dsp_products = _is_int(a_elem) and _is_int(b_elem) and multipliers != "lut"
         # Any other pair with ecp5-dsp-fp: sign-magnitude products of decoded magnitudes.
         self.dsp_magnitudes = multipliers == "ecp5-dsp-fp" and not self.dsp_products
+        if self.dsp_magnitudes and isinstance(a_elem, ElementSet):
+            raise ValueError(f"multipliers='ecp5-dsp-fp' is not available with a format set "
+                             f"({a_elem.name}): use multipliers='ecp5-dsp' or 'lut' (a set's "
+                             f"products are built in logic)")
         if self.dsp_magnitudes:
             elems = {"a_elem": a_elem, "b_elem": b_elem}
             for name, bits in too_wide_for_dsp(**elems)[:1]:
@@ -245,10 +294,11 @@ class BlockDotProduct(wiring.Component):
         # two LUT levels). The payload register feeding the decode is wide and placed far away,
         # so that hop is mostly routing (ECP5-85F, nextpnr router1: 6.7-8.0 ns from the payload
         # or decoded-operand register to the significand product). Only pairs of E3M2 and E2M1
-        # decode and multiply in one stage.
+        # decode and multiply in one stage. A format set's decode is a member select on top.
         self.decode_stage = (product_stages == 2 and logic
                              and any(_significand_bits(e) >= DECODE_STAGE_SIG_BITS
-                                     or e.ebits >= DECODE_STAGE_EXP_BITS
+                                     or _exponent_bits(e) >= DECODE_STAGE_EXP_BITS
+                                     or isinstance(e, ElementSet)
                                      for e in (a_elem, b_elem)))
         # ... and a register inside an alignment shift of 16 or more positions (an E4M3 or
         # E5M2 operand: up to 58 positions into a 64-bit product for E5M2 x E5M2), between the
@@ -286,11 +336,14 @@ class BlockDotProduct(wiring.Component):
         self.block_size = block_size
         self.tree_stages = tree_stages
         self.sum_width = block_sum_width(a_elem, b_elem, block_size)
+        sels = {f"{side}_sel": In(elem.sel_bits) for side, elem in (("a", a_elem), ("b", b_elem))
+                if isinstance(elem, ElementSet)}
         super().__init__({
             "a_scale": In(8),
             "b_scale": In(8),
             "a_codes": In(block_size * a_elem.width),
             "b_codes": In(block_size * b_elem.width),
+            **sels,
             "sum": Out(signed(self.sum_width)),
             "scale_sum": Out(9),
             "nan": Out(1),
@@ -331,8 +384,8 @@ class BlockDotProduct(wiring.Component):
                 m.d.sync += leaf.eq(a_code.as_signed() * b_code.as_signed())
                 leaves.append(leaf)
                 continue
-            a_sign, a_sig, a_shift, a_nan = _decode(m, a_code, a_elem, f"a{j}")
-            b_sign, b_sig, b_shift, b_nan = _decode(m, b_code, b_elem, f"b{j}")
+            a_sign, a_sig, a_shift, a_nan = self._decode(m, a_code, "a", j)
+            b_sign, b_sig, b_shift, b_nan = self._decode(m, b_code, "b", j)
             if self.dsp_magnitudes:
                 # Integer magnitudes (units of the smallest subnormal) into the DSP, zero-extended
                 # to positive signed operands; the sign rides beside it to the tree.
@@ -391,7 +444,7 @@ class BlockDotProduct(wiring.Component):
                 leaf, sign = _xor_leaf(m, mag, neg, j)
             leaves.append(leaf)
             signs.append(sign)
-            if a_elem.nan_mantissas or a_elem.has_inf or b_elem.nan_mantissas or b_elem.has_inf:
+            if _has_nan_codes(a_elem) or _has_nan_codes(b_elem):
                 lane_nan = Signal(name=f"nan{j}", reset_less=True)
                 m.d.sync += lane_nan.eq(delay(m, a_nan | b_nan,
                                               self.product_stages - 1 - self.decode_stage,
@@ -402,10 +455,17 @@ class BlockDotProduct(wiring.Component):
         # of their own (a 64-input OR in one stage is a wide gather across the lanes).
         a_scale, b_scale = (delay(m, v, self.product_stages - 1, n) for v, n in
                             ((self.a_scale, "a_scale_p"), (self.b_scale, "b_scale_p")))
+        # A format index past a set's members makes the block NaN, as a NaN scale does.
+        block_nan = (a_scale == 0xFF) | (b_scale == 0xFF)
+        for side, elem in (("a", a_elem), ("b", b_elem)):
+            if isinstance(elem, ElementSet):
+                sel = delay(m, getattr(self, f"{side}_sel"), self.product_stages - 1,
+                            f"{side}_sel_p")
+                block_nan = block_nan | (sel >= len(elem.members))
         scale_nan = Signal()
         scale_sum = Signal(9)
         m.d.sync += [
-            scale_nan.eq((a_scale == 0xFF) | (b_scale == 0xFF)),
+            scale_nan.eq(block_nan),
             scale_sum.eq(a_scale + b_scale),
         ]
         # Three trees in step: the products, the +1 corrections of the XOR trick still to add
@@ -450,6 +510,14 @@ class BlockDotProduct(wiring.Component):
             self.scale_sum.eq(side[1]),
         ]
         return m
+
+    def _decode(self, m, code, side, j):
+        """Lane ``j``'s ``side`` code decoded (:func:`_decode`, or its member select for a
+        set)."""
+        elem = getattr(self, f"{side}_elem")
+        if isinstance(elem, ElementSet):
+            return _decode_selected(m, code, elem, getattr(self, f"{side}_sel"), f"{side}{j}")
+        return _decode(m, code, elem, f"{side}{j}")
 
     def _register(self, m, value, name):
         """A tree register, no wider than the block sum needs."""

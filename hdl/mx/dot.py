@@ -18,12 +18,14 @@ from hdl.common.ecp5_mux import MUXES
 from hdl.common.fp32 import ADD_CUTS
 from hdl.common.pipeline import delay
 from hdl.common.stream_shell import RESULT_RAMS, extra_read_cycles, stream_shell
+from hdl.formats import MX_FORMAT_SETS, MX_FORMATS, MXFormatSet
 
 from .block_dot import BlockDotProduct, block_sum_width, tree_levels
 from .exact_accumulator import ExactAccumulator
 from .fp32_accumulator import FP32Accumulator
 
-__all__ = ["ACCUM_MODES", "DotDatapath", "MXDot", "block_beats", "resolve_pipeline"]
+__all__ = ["ACCUM_MODES", "DotDatapath", "MXDot", "block_beats", "check_dot_formats",
+           "resolve_pipeline"]
 
 ACCUM_MODES = ("exact", "fp32")
 
@@ -65,6 +67,28 @@ def resolve_pipeline(pipeline, block_size):
             tree = -(-levels // per_stage) if per_stage < levels else 0
             return tree, round_stages, product_stages
     raise AssertionError(mhz)
+
+
+def check_dot_formats(a_format, b_format):
+    """``(a_format, b_format)`` as :class:`~hdl.formats.MXFormat` or, selectable per block,
+    :class:`~hdl.formats.MXFormatSet`: a set (``MX_FORMAT_SETS``) goes on both operands, the same
+    one (each operand's format is still chosen per block), the configurations that are tested."""
+    def lookup(fmt, name):
+        if isinstance(fmt, MXFormatSet) and fmt in MX_FORMAT_SETS.values():
+            return fmt
+        if isinstance(fmt, str) and fmt in MX_FORMAT_SETS:
+            return MX_FORMAT_SETS[fmt]
+        try:
+            return check_mx_format(fmt, name=name)
+        except ValueError:
+            raise ValueError(f"{name} must be one of {', '.join(MX_FORMATS)} or a format set "
+                             f"({', '.join(MX_FORMAT_SETS)}); not {fmt!r}") from None
+
+    a, b = lookup(a_format, "a_format"), lookup(b_format, "b_format")
+    if (isinstance(a, MXFormatSet) or isinstance(b, MXFormatSet)) and a != b:
+        raise ValueError(f"a_format={a.name} with b_format={b.name}: a format set must be both "
+                         f"operands' (a_format=b_format, one of {', '.join(MX_FORMAT_SETS)})")
+    return a, b
 
 
 def block_beats(m, i, beats):
@@ -116,8 +140,7 @@ class DotDatapath(wiring.Component):
 
     def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
                  multipliers="dsp", adders="generic", muxes="generic", lanes=None):
-        self.a_format = check_mx_format(a_format, name="a_format")
-        self.b_format = check_mx_format(b_format, name="b_format")
+        self.a_format, self.b_format = check_dot_formats(a_format, b_format)
         if not (is_power_of_two(block_size) and 2 <= block_size <= 64):
             raise ValueError(f"block_size must be a power of two in 2..64, not {block_size!r}")
         self.block_size = block_size
@@ -144,9 +167,12 @@ class DotDatapath(wiring.Component):
             self.accumulator = FP32Accumulator(width, lsb_exp, round_stages=round_stages,
                                                add_stages=min(self.beats - 1, len(ADD_CUTS) - 1))
         self.block_sum_width = width
+        # A format set's per-block index rides above the codes.
+        self.sel_bits = (a_elem.sel_bits if isinstance(self.a_format, MXFormatSet) else 0,
+                         b_elem.sel_bits if isinstance(self.b_format, MXFormatSet) else 0)
         super().__init__({
-            "a": In(8 + self.lanes * a_elem.width),
-            "b": In(8 + self.lanes * b_elem.width),
+            "a": In(8 + self.lanes * a_elem.width + self.sel_bits[0]),
+            "b": In(8 + self.lanes * b_elem.width + self.sel_bits[1]),
             "control": In(3 if self.beats == 1 else 4),
             "o_valid": Out(1),
             "o": Out(32),
@@ -182,10 +208,15 @@ class DotDatapath(wiring.Component):
         m = Module()
         m.submodules.block_dot = bd = self.block_dot
         m.submodules.accumulator = acc = self.accumulator
+        codes = [8 + len(bd.a_codes), 8 + len(bd.b_codes)]
         m.d.comb += [
-            bd.a_scale.eq(self.a[:8]), bd.a_codes.eq(self.a[8:]),
-            bd.b_scale.eq(self.b[:8]), bd.b_codes.eq(self.b[8:]),
+            bd.a_scale.eq(self.a[:8]), bd.a_codes.eq(self.a[8:codes[0]]),
+            bd.b_scale.eq(self.b[:8]), bd.b_codes.eq(self.b[8:codes[1]]),
         ]
+        for side, port, end, bits in (("a", self.a, codes[0], self.sel_bits[0]),
+                                      ("b", self.b, codes[1], self.sel_bits[1])):
+            if bits:
+                m.d.comb += getattr(bd, f"{side}_sel").eq(port[end:])
         control = delay(m, self.control, bd.latency, "bd")
         valid, first, last = control[0], control[1], control[2]
         block_sum, scale_sum, nan = bd.sum, bd.scale_sum, bd.nan
@@ -250,7 +281,13 @@ class MXDot(wiring.Component):
     Parameters
     ----------
     a_format, b_format : str
-        MX format names (``hdl.formats.MX_FORMATS``).
+        MX format names (``hdl.formats.MX_FORMATS``), or both the same format set
+        (``hdl.formats.MX_FORMAT_SETS``: ``"mxfp8"``, ``"mxfp6"``, ``"mxall"``): then each beat
+        also carries ``a_sel`` and ``b_sel``, the index of each block's format in the set (chosen
+        per block pair, independently for A and B; all beats of a block carry the same), and
+        each element code sits in the low bits of a slot as wide as the set's widest code. An
+        index past the set's members makes the group's result NaN. Products are always built
+        in logic (``multipliers`` only concerns INT8 x INT8).
     block_size : int
         Elements per block, a power of two in 2..64.
     accum : {"exact", "fp32"}
@@ -281,7 +318,7 @@ class MXDot(wiring.Component):
     Members
     -------
     i : In(stream.Signature(StructLayout(a_scale, b_scale, a_codes[lanes], b_codes[lanes],
-        last)))
+        [a_sel, b_sel,] last)))
     o : Out(stream.Signature(StructLayout(result: 32)))
     """
 
@@ -302,12 +339,14 @@ class MXDot(wiring.Component):
         # cycle more, and stream_shell adds the entry for it.
         self.fifo_depth = self.datapath.latency + 4
         a_w, b_w = self.a_format.element.width, self.b_format.element.width
+        sels = {f"{side}_sel": bits for side, bits in zip("ab", self.datapath.sel_bits) if bits}
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "a_scale": 8,
                 "b_scale": 8,
                 "a_codes": data.ArrayLayout(a_w, self.lanes),
                 "b_codes": data.ArrayLayout(b_w, self.lanes),
+                **sels,
                 "last": 1,
             }))),
             "o": Out(stream.Signature(data.StructLayout({"result": 32}))),
@@ -344,9 +383,11 @@ class MXDot(wiring.Component):
         valid, first, last, payload = stream_shell(
             m, self.i, self.o, result_valid=dp.o_valid, result=dp.o, depth=self.fifo_depth,
             last=group_last, output_register=True, ram=self.fifo)
+        sel = {side: ([getattr(payload, f"{side}_sel")] if bits else [])
+               for side, bits in zip("ab", dp.sel_bits)}
         m.d.comb += [
-            dp.a.eq(Cat(payload.a_scale, payload.a_codes.as_value())),
-            dp.b.eq(Cat(payload.b_scale, payload.b_codes.as_value())),
+            dp.a.eq(Cat(payload.a_scale, payload.a_codes.as_value(), *sel["a"])),
+            dp.b.eq(Cat(payload.b_scale, payload.b_codes.as_value(), *sel["b"])),
             dp.control.eq(Cat(valid, first, last, *ends)),
         ]
         return m
