@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hdl.formats import MXFormat, mx_format
+from hdl.formats import MX_FORMAT_SETS, MXFormat, MXFormatSet, mx_format
 
 from .elements import (
     ROUNDING_MODES,
@@ -48,11 +48,13 @@ __all__ = [
     "BlockDot",
     "MXArray",
     "block_dot_exact",
+    "block_dot_selected",
     "decode_elements",
     "dequantize",
     "dequantize_bits",
     "dequantize_blocks",
     "dot",
+    "dot_selected",
     "pack",
     "quantize",
     "quantize_blocks",
@@ -579,12 +581,19 @@ def dot(a_scales, a_codes, b_scales, b_codes, a_fmt, b_fmt,
         FP32 bit patterns. Any NaN scale or NaN/Inf element in a group (see
         :func:`block_dot_exact`), and in mode ``"fp32"`` also Inf - Inf, gives ``0x7FC00000``.
     """
+    _check_mode_and_blocks(mode, a_scales)
+    return _accumulate(block_dot_exact(a_scales, a_codes, b_scales, b_codes, a_fmt, b_fmt), mode)
+
+
+def _check_mode_and_blocks(mode, a_scales):
     if not isinstance(mode, str) or mode not in _DOT_MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, _DOT_MODES))}, not {mode!r}")
-    a_s = np.asarray(a_scales)
-    if a_s.ndim < 1:
+    if np.asarray(a_scales).ndim < 1:
         raise ValueError("a_scales must have a blocks axis (shape (groups, blocks)), not 0-d")
-    bd = block_dot_exact(a_scales, a_codes, b_scales, b_codes, a_fmt, b_fmt)
+
+
+def _accumulate(bd: BlockDot, mode: str) -> np.ndarray:
+    """The groups of ``bd`` (last axis: blocks) accumulated as ``mode`` says (see :func:`dot`)."""
     lead = bd.is_nan.shape[:-1]
     nb = bd.is_nan.shape[-1]
     ng = int(np.prod(lead, dtype=np.int64))
@@ -614,3 +623,51 @@ def dot(a_scales, a_codes, b_scales, b_codes, a_fmt, b_fmt,
         out = acc.view(np.uint32).copy()
         out[np.isnan(acc)] = FP32_NAN
     return out.reshape(lead)
+
+
+def block_dot_selected(a_scales, a_codes, a_sel, b_scales, b_codes, b_sel,
+                       fmt_set) -> BlockDot:
+    """:func:`block_dot_exact` with each block's formats chosen from a format set.
+
+    Block pair ``j`` is read as A format ``fmt_set.members[a_sel[j]]`` and B format
+    ``members[b_sel[j]]``; codes of a member narrower than the slot are its low bits. ``total``
+    is in the set's common unit (``lsb_exp`` = twice the smallest member LSB exponent, so every
+    pair's sum is an integer in it). An index past the members makes the block NaN, as the
+    hardware does.
+    """
+    fmt_set = MX_FORMAT_SETS[fmt_set] if isinstance(fmt_set, str) else fmt_set
+    if not isinstance(fmt_set, MXFormatSet):
+        raise ValueError(f"fmt_set must be one of {', '.join(MX_FORMAT_SETS)}, not {fmt_set!r}")
+    a_s, b_s = _check_scales(a_scales, "a_scales"), _check_scales(b_scales, "b_scales")
+    a_c, b_c = np.asarray(a_codes), np.asarray(b_codes)
+    a_i, b_i = np.asarray(a_sel), np.asarray(b_sel)
+    for name, sel in (("a_sel", a_i), ("b_sel", b_i)):
+        if sel.shape != a_s.shape:
+            raise ValueError(f"{name} must have the scales' shape {a_s.shape}, not {sel.shape}")
+    lsb = 2 * fmt_set.element.lsb_exp
+    total = np.zeros(a_s.shape, dtype=object)
+    exponent = np.zeros(a_s.shape, dtype=np.int64)
+    is_nan = (a_i >= len(fmt_set.members)) | (b_i >= len(fmt_set.members))
+    for i, fa in enumerate(fmt_set.members):
+        for j, fb in enumerate(fmt_set.members):
+            pick = (a_i == i) & (b_i == j)
+            if not pick.any():
+                continue
+            bd = block_dot_exact(a_s[pick], a_c[pick] & ((1 << fa.element.width) - 1),
+                                 b_s[pick], b_c[pick] & ((1 << fb.element.width) - 1), fa, fb)
+            total[pick] = [int(t) << (bd.lsb_exp - lsb) for t in bd.total]
+            exponent[pick] = bd.exponent
+            is_nan[pick] = bd.is_nan
+    total[is_nan] = 0
+    exponent[is_nan] = 0
+    return BlockDot(total, exponent, is_nan, lsb)
+
+
+def dot_selected(a_scales, a_codes, a_sel, b_scales, b_codes, b_sel, fmt_set,
+                 mode: str = "exact") -> np.ndarray:
+    """:func:`dot` with each block pair's formats chosen from a format set (see
+    :func:`block_dot_selected`): the result of ``mx-dot`` with ``a_format = b_format =
+    fmt_set``."""
+    _check_mode_and_blocks(mode, a_scales)
+    return _accumulate(block_dot_selected(a_scales, a_codes, a_sel, b_scales, b_codes, b_sel,
+                                          fmt_set), mode)
