@@ -6,7 +6,7 @@ Speed and size targets are checked here, never by timed tests. Current reports:
 * ``verify.json``: co-simulation throughput (vectors/s, cycles/s) per core, format and simulator,
   with build time (cold build when the cache is empty) and the pass/fail of each run;
 * ``mx_dot.json`` / ``mx_dot.md``: ``mx-dot`` LUT4 / CCU2C / FF / DSP / BRAM and Fmax (median of
-  the seeds) on ECP5-85F for every format pair, MXFP4 and MXINT8 also on iCE40 UP5K (also with
+  the seeds) on ECP5-85F for every format pair and format set, MXFP4 and MXINT8 also on iCE40 UP5K (also with
   ``lanes=8 accum=fp32``, which fits), ``mx-array`` 4x4 at full rate and at ``lanes=8`` (and 2x2
   MXINT8 with its products in DSPs) on ECP5-85F, each checked against the
   MX-for-FPGA anchor and the issue-4 targets, and mx-dot verification throughput in block
@@ -102,8 +102,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sections", default=",".join(SECTIONS),
                     help=f"comma list of {', '.join(SECTIONS)} (default: all)")
     ap.add_argument("--mx-pairs", default="all",
-                    help="mx-dot format pairs: all (36), headline (the four anchor pairs) or "
-                         "a:b,c:d")
+                    help="mx-dot format pairs: all (36, and the 3 format sets), headline (the "
+                         "four anchor pairs) or a:b,c:d")
     ap.add_argument("--mx-seeds", type=int, default=3,
                     help="nextpnr seeds per point (mx-dot, bcnn and overq sections)")
     args = ap.parse_args(argv)

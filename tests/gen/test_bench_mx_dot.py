@@ -31,3 +31,10 @@ def test_headline_pairs_check_fmax_and_the_anchor_lut4():
     assert c["lut4_ceiling"] == 3586 and c["lut4_met"]
     other = _row("mx-dot", "mxfp8_e5m2", "mxint8", ["block_size=32"], 149.9)
     assert bench_mx_dot._checks(other) == {"fmax_floor_mhz": 150.0, "fmax_met": False}
+
+
+def test_format_set_rows_are_measured_not_checked():
+    row = _row("mx-dot", "mxfp8", "mxfp8", ["block_size=32"], 140.0, lut4=9000)
+    assert bench_mx_dot._checks(row) == {}
+    row["checks"] = {}
+    assert "| mx-dot | ecp5-85k | mxfp8 x mxfp8 |" in bench_mx_dot.markdown([row])
