@@ -133,11 +133,14 @@ class ExactAccumulator(BlockAccumulator):
     """
 
     def __init__(self, sum_width, lsb_exp, *, chunk=32, round_stages=2, adders="generic",
-                 muxes="generic"):
+                 muxes="generic", contexts=1):
         if not (is_int(chunk) and 32 <= chunk <= 64 and chunk % 8 == 0):
             raise ValueError(f"chunk must be a multiple of 8 in 32..64, not {chunk!r}")
+        if not (is_int(contexts) and 1 <= contexts <= 16):
+            raise ValueError(f"contexts must be an integer in 1..16, not {contexts!r}")
         super().__init__(sum_width, lsb_exp)
         self.chunk = chunk
+        self.contexts = contexts
         self.adders = check_choice("adders", adders, ADDERS)
         # Cycles from a piece's adder to its zero / all-ones flags' first level.
         self._flag_delay = 0 if self.adders == "generic" else 1
@@ -438,6 +441,54 @@ class ExactAccumulator(BlockAccumulator):
 
         return _each_field(cur, register)
 
+    def _context_ring(self, m, newest, enable, name):
+        """The state of the context whose block arrives now, for a state register ``newest``
+        that takes the value of each block (written under ``enable``): ``newest`` itself with
+        one context, else the oldest of ``contexts`` registers that shift on ``enable``.
+
+        The contexts' blocks arrive in a fixed order (0, 1, .., contexts-1, 0, ..), so after a
+        block has written ``newest`` the ring holds every context's state in turn and the next
+        block of a context finds its own at the end; idle cycles shift nothing."""
+        ring = [newest]
+        for k in range(1, self.contexts):
+            reg = Signal.like(newest, name=f"{name}_ctx{k}")
+            with m.If(enable):
+                m.d.sync += reg.eq(ring[-1])
+            ring.append(reg)
+        return ring[-1]
+
+    def _context_piece(self, m, k, now, share, carry):
+        """Piece ``k`` with :attr:`contexts` contexts: ``(total, piece)`` as the one-context
+        piece gives them (this cycle's adder output, and the register holding it next cycle).
+
+        Each context's piece is a register of a ring that shifts when a block passes (``now``
+        valid): the adder adds the share to the oldest, the arriving block's context, and the
+        newest takes the sum. An idle cycle shifts nothing, so its stale share or carry (after a
+        reset) is never kept, and a reset empties every context. A group's last block leaves
+        its context empty: with ``generic`` adders the ring takes 0, with ``ecp5-ccu2c`` a ring
+        of fresh flags beside it makes the context's next add ignore the piece (in the carry
+        chain's LUT4s, as with one context)."""
+        C = self.chunk
+        valid, last = now["valid"], now["valid"] & now["last"]
+        newest = Signal(C, name=f"acc{k}")
+        oldest = self._context_ring(m, newest, valid, f"acc{k}")
+        if self.adders == "generic":
+            total = Signal(C + 1, name=f"total{k}")
+            m.d.comb += total.eq(oldest + share + carry)
+            with m.If(valid):
+                m.d.sync += newest.eq(Mux(last, 0, total[:C]))
+            piece = Signal(C, name=f"piece{k}", reset_less=True)
+            m.d.sync += piece.eq(total[:C])
+            return total, piece
+        fresh = Signal(init=1, name=f"fresh{k}")
+        fresh_oldest = self._context_ring(m, fresh, valid, f"fresh{k}")
+        zeros = Const(0, 2)
+        total = clearable_add(m, Cat(oldest, zeros), Cat(share, zeros), carry, fresh_oldest,
+                              f"piece{k}_add")
+        with m.If(valid):
+            m.d.sync += [newest.eq(total[:C]), fresh.eq(last)]
+        return total, newest
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.rounder = rounder = self.rounder
@@ -455,11 +506,15 @@ class ExactAccumulator(BlockAccumulator):
         # so far + 1", a reduction that Yosys maps onto a carry chain, it was MXFP4's and
         # MXFP8 E4M3 x E5M2's critical path at 200 MHz, 5.6-6.5 ns.)
         g_next = Signal(top + 1, reset_less=True)
-        bad_now = self.nan | (~self.first & (g_next[top] | g_bad))
+        # With contexts, each context's count and flag: the registers written here are the
+        # newest of a ring, and the block reads its own context's from the oldest.
+        g_next_now = self._context_ring(m, g_next, self.valid, "g_next")
+        g_bad_now = self._context_ring(m, g_bad, self.valid, "g_bad")
+        bad_now = self.nan | (~self.first & (g_next_now[top] | g_bad_now))
         with m.If(self.valid & self.first):
             m.d.sync += g_next.eq(1)
         with m.Elif(self.valid):
-            m.d.sync += g_next.eq(g_next + 1)
+            m.d.sync += g_next.eq(g_next_now + 1)
         with m.If(self.valid):
             m.d.sync += g_bad.eq(bad_now)
 
@@ -581,7 +636,9 @@ class ExactAccumulator(BlockAccumulator):
             # with no enable.
             clear = ResetSignal() | after_reset[-1] | (now["valid"] & now["last"])
             acc = Signal(C, name=f"acc{k}", reset_less=True)
-            if self.adders == "generic":
+            if self.contexts > 1:
+                total, piece = self._context_piece(m, k, now, share, carry)
+            elif self.adders == "generic":
                 # The clear and the domain reset are one condition, so they map to the
                 # register's one synchronous reset: as a domain reset plus a clear mux the piece
                 # cost a LUT4 per bit (31 per piece). The candidate chain needs the group's sum,

@@ -221,3 +221,110 @@ def test_adders_error_names_the_parameter():
     with pytest.raises(ValueError, match="adders must be one of 'generic', 'ecp5-ccu2c'; "
                                          "not 'ccu2c'"):
         ExactAccumulator(SUM_WIDTH, LSB_EXP, adders="ccu2c")
+
+
+def run_contexts(acc, streams, rng):
+    """Drive one stream of groups (lists of (sum, scale_sum, nan)) per context, their blocks
+    interleaved in context order (0, 1, .., 0, 1, ..) with random idle cycles, as the PEs of an
+    mx-array row that share an accumulator send them. Every stream has the same number of
+    blocks. Returns the results in order and the (context, group) each one should be."""
+    blocks = [[(g, k, len(group), block) for g, group in enumerate(stream)
+               for k, block in enumerate(group)] for stream in streams]
+    assert len({len(b) for b in blocks}) == 1
+    order = [(c, g) for step in zip(*blocks) for c, (g, k, n, _) in enumerate(step)
+             if k == n - 1]
+    results = []
+    m = Module()
+    m.domains.sync = ClockDomain()
+    m.submodules.acc = acc
+
+    async def bench(ctx):
+        async def tick():
+            await ctx.tick()
+            if ctx.get(acc.o_valid):
+                results.append(ctx.get(acc.o))
+
+        for step in zip(*blocks):
+            for _, k, n, (s, scale, nan) in step:
+                ctx.set(acc.valid, 1)
+                ctx.set(acc.first, k == 0)
+                ctx.set(acc.last, k == n - 1)
+                ctx.set(acc.sum, s)
+                ctx.set(acc.scale_sum, scale)
+                ctx.set(acc.nan, nan)
+                await tick()
+                while rng.random() < 0.2:
+                    ctx.set(acc.valid, 0)
+                    await tick()
+        ctx.set(acc.valid, 0)
+        for _ in range(acc.latency + 2):
+            await tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return results, order
+
+
+def _streams(rng, contexts, groups, make_group):
+    """``groups`` groups per context from ``make_group()`` ((terms with nan flags, expected)),
+    topped up with one-block groups so that every context has the same number of blocks."""
+    streams = [[make_group() for _ in range(groups)] for _ in range(contexts)]
+    most = max(sum(len(t) for t, _ in s) for s in streams)
+    for s in streams:
+        while sum(len(t) for t, _ in s) < most:
+            term = (rng.randrange(-4000, 4000), rng.randrange(0, 509))
+            s.append(([(*term, 0)], reference([term], False)))
+    return streams
+
+
+CONTEXT_CASES = [(adders, "generic", contexts) for adders in ADDERS for contexts in (2, 4)] \
+    + [("ecp5-ccu2c", "ecp5-pfumx", 3)]
+
+
+@pytest.mark.parametrize("adders, muxes, contexts", CONTEXT_CASES,
+                         ids=["-".join(map(str, c)) for c in CONTEXT_CASES])
+def test_exact_accumulator_contexts(adders, muxes, contexts, monkeypatch):
+    """Interleaved groups of several contexts (an accumulator shared by the PEs of an mx-array
+    row): each context's groups are exact, and capacity and NaN are per context too."""
+    monkeypatch.setattr(exact_accumulator, "clearable_add", behavioral_clearable_add)
+    monkeypatch.setattr(exact_accumulator, "mux4", behavioral_mux4)
+    rng = random.Random(contexts)
+    acc = ExactAccumulator(SUM_WIDTH, LSB_EXP, adders=adders, muxes=muxes, contexts=contexts)
+
+    def hard_group():
+        while True:
+            _, terms = group_values(rng, acc.chunk)
+            if terms and len(terms) <= acc.max_blocks:
+                rng.shuffle(terms)
+                return [(s, scale, 0) for s, scale in terms], reference(terms, False)
+
+    streams = _streams(rng, contexts, 60, hard_group)
+    got, order = run_contexts(acc, [[t for t, _ in s] for s in streams], rng)
+    expected = [streams[c][g][1] for c, g in order]
+    assert len(got) == len(expected) >= 60 * contexts
+    bad = [(i, hex(g), hex(e)) for i, (g, e) in enumerate(zip(got, expected)) if g != e]
+    assert not bad, bad[:10]
+
+    # Capacity (lowered to 4 blocks) and NaN blocks, per context.
+    acc = ExactAccumulator(SUM_WIDTH, LSB_EXP, adders=adders, muxes=muxes, contexts=contexts)
+    acc.max_blocks = 4
+
+    def limit_group():
+        n = rng.randrange(1, 7)
+        nan_at = rng.randrange(n) if rng.random() < 0.3 else None
+        terms = [(rng.randrange(-4000, 4000), rng.randrange(200, 300)) for _ in range(n)]
+        return ([(s, scale, int(k == nan_at)) for k, (s, scale) in enumerate(terms)],
+                QNAN if n > 4 or nan_at is not None else reference(terms, False))
+
+    streams = _streams(rng, contexts, 30, limit_group)
+    got, order = run_contexts(acc, [[t for t, _ in s] for s in streams], rng)
+    expected = [streams[c][g][1] for c, g in order]
+    assert got == expected
+    assert QNAN in expected and len(set(expected)) > 20
+
+
+def test_contexts_error_names_the_parameter():
+    with pytest.raises(ValueError, match="contexts must be an integer in 1..16, not 0"):
+        ExactAccumulator(SUM_WIDTH, LSB_EXP, contexts=0)
