@@ -1,6 +1,6 @@
 """R x C output-stationary systolic array of MX block-dot processing elements: C = A . B."""
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,7 +35,13 @@ class MXArray(wiring.Component):
     With ``lanes`` below ``block_size`` a K step takes ``block_size / lanes`` beats, each with
     ``lanes`` elements of every row's A block and every column's B block (and the blocks'
     scales), as for ``MXDot``: every PE has ``lanes`` multipliers, and takes one block pair every
-    ``block_size / lanes`` cycles.
+    ``block_size / lanes`` cycles. With ``accum="exact"`` the PEs of a row then share exact
+    accumulators, ``min(block_size / lanes, cols)`` PEs each: PE (r, c) finishes its blocks one
+    cycle after PE (r, c - 1) and a K step takes at least ``block_size / lanes`` cycles, so the
+    blocks of those PEs reach their accumulator one per cycle, always in column order, and an
+    accumulator with one context per PE keeps their groups apart (:class:`ExactAccumulator`,
+    ``contexts``). The wide pieces, candidate chain and rounder are most of a PE's logic and
+    flip-flops; a block-sum register in front of each shared accumulator adds one cycle.
 
     Larger problems are tiled by the host: for each (m0, n0) tile it streams the K blocks of the
     A rows ``m0 .. m0 + rows - 1`` and B columns ``n0 .. n0 + cols - 1``; rows and columns past the
@@ -75,15 +81,28 @@ class MXArray(wiring.Component):
                                  f"per block) are an mx-dot feature; mx-array takes one of "
                                  f"{', '.join(MX_FORMATS)}")
         self.fifo = check_choice("fifo", fifo, RESULT_RAMS)
+        # PEs of a row take turns on exact accumulators with several beats per block (a bad
+        # lanes or block_size is DotDatapath's error, below).
+        self.share = (accum == "exact" and cols > 1 and is_int(lanes) and is_int(block_size)
+                      and lanes < block_size)
         self.pes = [[DotDatapath(a_format, b_format, block_size, accum, pipeline, multipliers,
-                                 adders, muxes, lanes) for _ in range(cols)] for _ in range(rows)]
+                                 adders, muxes, lanes, accumulator=not self.share)
+                     for _ in range(cols)] for _ in range(rows)]
         pe = self.pes[0][0]
+        share = min(pe.beats, cols) if self.share else 1
+        self.column_groups = [list(range(c, min(c + share, cols))) for c in range(0, cols, share)]
+        self.accumulators = ([[pe.make_accumulator(len(g)) for g in self.column_groups]
+                              for _ in range(rows)] if self.share else None)
+        # A group's last beat at a PE's inputs to its result: with shared accumulators, the
+        # PE's blocks, the register in front of the accumulator, the accumulator.
+        self.pe_latency = (pe.block_latency + 1 + self.accumulators[0][0].latency
+                           if self.share else pe.latency)
         self.lanes, self.beats = pe.lanes, pe.beats
         self.a_format, self.b_format = pe.a_format, pe.b_format
         self.block_size, self.accum, self.pipeline = block_size, accum, pipeline
         # PE (rows-1, cols-1) sees a tile's blocks rows+cols-2 cycles after PE (0, 0).
         self.skew = rows + cols - 2
-        self.fifo_depth = self.skew + pe.latency + 4        # as for MXDot
+        self.fifo_depth = self.skew + self.pe_latency + 4        # as for MXDot
         a_w, b_w = pe.a_format.element.width, pe.b_format.element.width
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
@@ -102,11 +121,17 @@ class MXArray(wiring.Component):
         """Cycles from the handshake of a tile's last beat to its results on ``o`` (``o.ready``
         held high): input register, edge skew, PE datapath, FIFO, output register (with
         ``fifo="ecp5-ebr"`` the block RAM's address and output registers)."""
-        return 1 + self.skew + self.pes[0][0].latency + 1 + 1 + extra_read_cycles(self.fifo)
+        return 1 + self.skew + self.pe_latency + 1 + 1 + extra_read_cycles(self.fifo)
 
     @property
     def details(self):
-        return {**self.pes[0][0].details, "pe_latency": self.pes[0][0].latency,
+        pe = self.pes[0][0]
+        shared = {}
+        if self.share:
+            shared = {"accumulators_per_row": len(self.column_groups),
+                      "pes_per_accumulator": len(self.column_groups[0])}
+        return {**pe.details_with(self.accumulators[0][0] if self.share else pe.accumulator),
+                "pe_latency": self.pe_latency, **shared,
                 "edge_skew": self.skew, "fifo": self.fifo,
                 "result_fifo_depth": self.fifo_depth + extra_read_cycles(self.fifo),
                 "dataflow": "output-stationary"}
@@ -160,10 +185,47 @@ class MXArray(wiring.Component):
                     pe.control.eq(a[len(pe.a):]),
                     pe.b.eq(b_at[r][c]),
                 ]
-                # Every result waits until PE (R-1, C-1), the last one, has its own.
-                aligned.append(delay(m, pe.o, self.skew - r - c, f"pe{r}_{c}_o"))
+                if not self.share:
+                    # Every result waits until PE (R-1, C-1), the last one, has its own.
+                    aligned.append(delay(m, pe.o, self.skew - r - c, f"pe{r}_{c}_o"))
+        if not self.share:
+            m.d.comb += [
+                done.eq(self.pes[R - 1][C - 1].o_valid),
+                results.eq(Cat(*aligned)),
+            ]
+            return m
+        aligned = [[None] * C for _ in range(R)]
+        for r in range(R):
+            for g, columns in enumerate(self.column_groups):
+                acc = m.submodules[f"acc{r}_{g}"] = self.accumulators[r][g]
+                self._share(m, acc, [self.pes[r][c] for c in columns], f"acc{r}_{g}")
+                # Column c's result leaves the accumulator c - columns[0] cycles after the
+                # group's first; each waits on one delay line until PE (R-1, C-1) has its own.
+                line = [acc.o]
+                for _ in range(self.skew - r - columns[0]):
+                    line.append(delay(m, line[-1], 1, f"acc{r}_{g}_o{len(line)}"))
+                for c in columns:
+                    aligned[r][c] = line[self.skew - r - c]
+        last_pe = self.pes[R - 1][C - 1]
         m.d.comb += [
-            done.eq(self.pes[R - 1][C - 1].o_valid),
-            results.eq(Cat(*aligned)),
+            done.eq(delay(m, last_pe.block_valid & last_pe.block_last,
+                          1 + self.accumulators[R - 1][-1].latency, "done")),
+            results.eq(Cat(*[aligned[r][c] for r in range(R) for c in range(C)])),
         ]
         return m
+
+    @staticmethod
+    def _share(m, acc, pes, name):
+        """Feed ``acc`` the blocks of ``pes`` (one of them per cycle at most): the valid one's,
+        through a register."""
+        fields = ("first", "last", "sum", "scale_sum", "nan")
+        regs = {f: Signal.like(getattr(acc, f), name=f"{name}_{f}") for f in fields}
+        valid = Signal(name=f"{name}_valid")
+        m.d.sync += valid.eq(Cat(pe.block_valid for pe in pes).any())
+        for f, reg in regs.items():
+            picks = [Mux(pe.block_valid, getattr(pe, f"block_{f}"), 0) for pe in pes]
+            value = picks[0]
+            for pick in picks[1:]:
+                value = value | pick
+            m.d.sync += reg.eq(value)
+        m.d.comb += [acc.valid.eq(valid), *[getattr(acc, f).eq(regs[f]) for f in fields]]

@@ -139,7 +139,8 @@ class DotDatapath(wiring.Component):
     """
 
     def __init__(self, a_format, b_format, block_size=32, accum="exact", pipeline="200mhz",
-                 multipliers="dsp", adders="generic", muxes="generic", lanes=None):
+                 multipliers="dsp", adders="generic", muxes="generic", lanes=None,
+                 accumulator=True):
         self.a_format, self.b_format = check_dot_formats(a_format, b_format)
         if not (is_power_of_two(block_size) and 2 <= block_size <= 64):
             raise ValueError(f"block_size must be a power of two in 2..64, not {block_size!r}")
@@ -158,35 +159,55 @@ class DotDatapath(wiring.Component):
                                          multipliers=multipliers, product_stages=product_stages,
                                          adders=adders)
         width = block_sum_width(a_elem, b_elem, block_size)
-        lsb_exp = a_elem.lsb_exp + b_elem.lsb_exp
-        if accum == "exact":
-            self.accumulator = ExactAccumulator(width, lsb_exp, round_stages=round_stages,
-                                                adders=adders, muxes=muxes)
-        else:
-            # A block every `beats` cycles: that many cycles for each FP32 add of the loop.
-            self.accumulator = FP32Accumulator(width, lsb_exp, round_stages=round_stages,
-                                               add_stages=min(self.beats - 1, len(ADD_CUTS) - 1))
+        self._accumulator_args = (width, a_elem.lsb_exp + b_elem.lsb_exp, round_stages, adders,
+                                  muxes)
+        self.accumulator = self.make_accumulator() if accumulator else None
         self.block_sum_width = width
         # A format set's per-block index rides above the codes.
         self.sel_bits = (a_elem.sel_bits if isinstance(self.a_format, MXFormatSet) else 0,
                          b_elem.sel_bits if isinstance(self.b_format, MXFormatSet) else 0)
+        # Without an accumulator the finished blocks go out (to one that several PEs share).
+        outputs = ({"o_valid": Out(1), "o": Out(32)} if accumulator else
+                   {"block_valid": Out(1), "block_first": Out(1), "block_last": Out(1),
+                    "block_sum": Out(signed(width)), "block_scale_sum": Out(9),
+                    "block_nan": Out(1)})
         super().__init__({
             "a": In(8 + self.lanes * a_elem.width + self.sel_bits[0]),
             "b": In(8 + self.lanes * b_elem.width + self.sel_bits[1]),
             "control": In(3 if self.beats == 1 else 4),
-            "o_valid": Out(1),
-            "o": Out(32),
+            **outputs,
         })
+
+    def make_accumulator(self, contexts=1):
+        """The ``accum`` accumulator of this datapath; ``contexts`` > 1 (exact only): one that
+        the interleaved blocks of that many datapaths share (see :class:`ExactAccumulator`)."""
+        width, lsb_exp, round_stages, adders, muxes = self._accumulator_args
+        if self.accum == "exact":
+            return ExactAccumulator(width, lsb_exp, round_stages=round_stages, adders=adders,
+                                    muxes=muxes, contexts=contexts)
+        if contexts != 1:
+            raise ValueError(f"contexts={contexts!r}: only the exact accumulator has contexts")
+        # A block every `beats` cycles: that many cycles for each FP32 add of the loop.
+        return FP32Accumulator(width, lsb_exp, round_stages=round_stages,
+                               add_stages=min(self.beats - 1, len(ADD_CUTS) - 1))
+
+    @property
+    def block_latency(self):
+        """Cycles from a block's last beat at the inputs to the block at the accumulator."""
+        return self.block_dot.latency + (self.beats > 1)
 
     @property
     def latency(self):
         """Cycles from a group's last beat at the inputs to ``o_valid``."""
-        return self.block_dot.latency + (self.beats > 1) + self.accumulator.latency
+        return self.block_latency + self.accumulator.latency
 
     @property
     def details(self):
         """Derived sizes, for the manifest: widths, register placement, accumulator capacity."""
-        acc = self.accumulator
+        return self.details_with(self.accumulator)
+
+    def details_with(self, acc):
+        """:attr:`details` with ``acc`` as the accumulator (one shared by several PEs)."""
         out = {
             "lanes": self.lanes,
             "beats_per_block": self.beats,
@@ -207,7 +228,6 @@ class DotDatapath(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.block_dot = bd = self.block_dot
-        m.submodules.accumulator = acc = self.accumulator
         codes = [8 + len(bd.a_codes), 8 + len(bd.b_codes)]
         m.d.comb += [
             bd.a_scale.eq(self.a[:8]), bd.a_codes.eq(self.a[8:codes[0]]),
@@ -223,6 +243,14 @@ class DotDatapath(wiring.Component):
         if self.beats > 1:
             valid, first, last, block_sum, scale_sum, nan = self._block_sum(
                 m, valid, first, last, control[3])
+        if self.accumulator is None:
+            m.d.comb += [
+                self.block_valid.eq(valid), self.block_first.eq(first),
+                self.block_last.eq(last), self.block_sum.eq(block_sum),
+                self.block_scale_sum.eq(scale_sum), self.block_nan.eq(nan),
+            ]
+            return m
+        m.submodules.accumulator = acc = self.accumulator
         m.d.comb += [
             acc.valid.eq(valid), acc.first.eq(first), acc.last.eq(last),
             acc.sum.eq(block_sum), acc.scale_sum.eq(scale_sum), acc.nan.eq(nan),

@@ -102,6 +102,12 @@ LANES_CASES = [
     (2, 2, "mxint8", "mxint8", 32, ("lanes=8", "multipliers=ecp5-dsp"), "verilator"),
     (2, 2, "mxint8", "mxint8", 32, ("lanes=8", "multipliers=ecp5-dsp"), "icarus"),
     (3, 5, "mxfp6_e3m2", "mxfp4_e2m1", 16, ("lanes=4", "accum=fp32"), "verilator"),
+    # Exact accumulators shared by the PEs of a row: 4 PEs on one and 1 on another (4 beats,
+    # 5 columns), 3 on one (4 beats, 3 columns), 2 per accumulator (2 beats, 4 columns).
+    (3, 5, "mxfp6_e3m2", "mxfp4_e2m1", 16, ("lanes=4",), "icarus"),
+    (2, 3, "mxfp8_e5m2", "mxint8", 8, ("lanes=2", "adders=ecp5-ccu2c", "fifo=ecp5-ebr"),
+     "verilator"),
+    (2, 4, "mxfp4_e2m1", "mxfp4_e2m1", 8, ("lanes=4", "muxes=ecp5-pfumx"), "icarus"),
 ]
 
 

@@ -245,6 +245,30 @@ def test_lanes_shrink_the_tree_not_the_block():
         parse_assignments(core.params, []))
 
 
+def test_array_rows_share_exact_accumulators_with_lanes():
+    """With several beats per block and accum=exact, min(beats, cols) PEs of a row take turns on
+    one exact accumulator (one context each); a register in front of it costs one cycle."""
+    arr = MXArray(4, 4, "mxint8", "mxint8", lanes=8, multipliers="ecp5-dsp")
+    assert arr.share and arr.column_groups == [[0, 1, 2, 3]]
+    assert [[acc.contexts for acc in row] for row in arr.accumulators] == [[4]] * 4
+    pe = arr.pes[0][0]
+    assert pe.accumulator is None
+    assert arr.pe_latency == pe.block_latency + 1 + arr.accumulators[0][0].latency
+    assert MXDot("mxint8", "mxint8", lanes=8, multipliers="ecp5-dsp").datapath.latency + 1 \
+        == arr.pe_latency
+    assert arr.details["pes_per_accumulator"] == 4 and arr.details["accumulators_per_row"] == 1
+    assert arr.details["accumulator_pieces"] == MXDot("mxint8", "mxint8").details[
+        "accumulator_pieces"]
+    uneven = MXArray(3, 5, "mxfp6_e3m2", "mxfp4_e2m1", block_size=16, lanes=4)
+    assert uneven.column_groups == [[0, 1, 2, 3], [4]]
+    assert MXArray(2, 4, "mxfp4_e2m1", "mxfp4_e2m1", lanes=16).column_groups == [[0, 1], [2, 3]]
+    # One accumulator per PE: full rate, FP32 accumulation, a single column.
+    for kw in ({}, {"lanes": 8, "accum": "fp32"}, {"lanes": 8, "cols": 1}):
+        kw = {"cols": 2, **kw}
+        a = MXArray(2, kw.pop("cols"), "mxint8", "mxint8", **kw)
+        assert not a.share and a.accumulators is None and a.pe_latency == a.pes[0][0].latency
+
+
 def test_lanes_errors():
     with pytest.raises(ValueError, match="lanes must be a power of two in 2..32, not 3"):
         MXDot("mxint8", "mxint8", lanes=3)
