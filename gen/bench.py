@@ -8,8 +8,8 @@ Speed and size targets are checked here, never by timed tests. Current reports:
 * ``mx_dot.json`` / ``mx_dot.md``: ``mx-dot`` LUT4 / CCU2C / FF / DSP / BRAM and Fmax (median of
   the seeds) on ECP5-85F for every format pair and format set, MXFP4 and MXINT8 also on iCE40
   UP5K (also with ``lanes=8 accum=fp32``, which fits), ``mx-array`` 4x4 at full rate and at
-  ``lanes=8`` (and 2x2
-  MXINT8 with its products in DSPs) on ECP5-85F, each checked against the
+  ``lanes=8`` with FP32 or shared exact accumulators (and 2x2 MXINT8 with its products in DSPs)
+  on ECP5-85F, each checked against the
   MX-for-FPGA anchor and the issue-4 targets, and mx-dot verification throughput in block
   pairs/s (``gen/bench_mx_dot.py``);
 * ``bcnn.json`` / ``bcnn.md``: ``bcnn-conv`` separable vs full kernels at the CIFAR-shaped layer:

@@ -100,12 +100,16 @@ def bench_synth(pairs, *, seeds: int, out: Path, accum: str = "exact") -> list[d
                          ["rows=4", "cols=4", "block_size=32", f"accum={array_accum}",
                           "multipliers=lut", *ECP5_KNOBS]))
         # 4x4 with 8 lanes per PE (a block pair every 4 cycles): 128 INT8 products in DSPs, and
-        # the FP32 accumulators' adders pipelined over the 4 cycles a block takes.
+        # either the FP32 accumulators' adders pipelined over the 4 cycles a block takes, or
+        # one exact accumulator per row that its 4 PEs share.
         for pair in small:
-            jobs.append(("mx-array", "ecp5-85k", [pair],
-                         ["rows=4", "cols=4", "block_size=32", "lanes=8", "accum=fp32",
-                          *(["multipliers=ecp5-dsp"] if pair == ("mxint8", "mxint8") else []),
-                          *ECP5_KNOBS]))
+            for lanes_accum in ("fp32", "exact"):
+                jobs.append(("mx-array", "ecp5-85k", [pair],
+                             ["rows=4", "cols=4", "block_size=32", "lanes=8",
+                              f"accum={lanes_accum}",
+                              *(["multipliers=ecp5-dsp"] if pair == ("mxint8", "mxint8")
+                                else []),
+                              *ECP5_KNOBS]))
         # The largest INT8 array at full rate whose products fit the 85F's DSPs (128 of 156).
         if ("mxint8", "mxint8") in small:
             jobs.append(("mx-array", "ecp5-85k", [("mxint8", "mxint8")],
