@@ -116,6 +116,24 @@ def run(acc, groups, rng, reset_before=None):
     cycles; return the results in order. ``reset_before``: index of a group before whose last
     block the domain reset is pulsed for one cycle (that group and any result in flight are
     lost)."""
+    blocks = []
+    for g, terms in enumerate(groups):
+        if g == reset_before:
+            terms = terms[:-1]
+        blocks += [(k == 0, k == len(terms) - 1, block) for k, block in enumerate(terms)]
+        if g == reset_before:
+            blocks.append(RESET)
+    return simulate(acc, blocks, rng)
+
+
+#: A :func:`simulate` entry that pulses the domain reset for one cycle.
+RESET = None
+
+
+def simulate(acc, blocks, rng):
+    """Drive ``blocks`` ((first, last, (sum, scale_sum, nan)), or :data:`RESET`) one per cycle
+    with random idle cycles after each; return the results in order, ``"reset"`` where the
+    reset was pulsed."""
     results = []
     m = Module()
     m.domains.sync = sync = ClockDomain()
@@ -127,26 +145,25 @@ def run(acc, groups, rng, reset_before=None):
             if ctx.get(acc.o_valid):
                 results.append(ctx.get(acc.o))
 
-        for g, terms in enumerate(groups):
-            if g == reset_before:
-                terms = terms[:-1]
-            for k, (s, scale, nan) in enumerate(terms):
-                ctx.set(acc.valid, 1)
-                ctx.set(acc.first, k == 0)
-                ctx.set(acc.last, k == len(terms) - 1)
-                ctx.set(acc.sum, s)
-                ctx.set(acc.scale_sum, scale)
-                ctx.set(acc.nan, nan)
-                await tick()
-                while rng.random() < 0.2:
-                    ctx.set(acc.valid, 0)
-                    await tick()
-            if g == reset_before:
+        for entry in blocks:
+            if entry is RESET:
                 ctx.set(acc.valid, 0)
                 ctx.set(sync.rst, 1)
                 await ctx.tick()
                 ctx.set(sync.rst, 0)
                 results.append("reset")
+                continue
+            first, last, (s, scale, nan) = entry
+            ctx.set(acc.valid, 1)
+            ctx.set(acc.first, first)
+            ctx.set(acc.last, last)
+            ctx.set(acc.sum, s)
+            ctx.set(acc.scale_sum, scale)
+            ctx.set(acc.nan, nan)
+            await tick()
+            while rng.random() < 0.2:
+                ctx.set(acc.valid, 0)
+                await tick()
         ctx.set(acc.valid, 0)
         for _ in range(acc.latency + 2):
             await tick()
@@ -233,38 +250,9 @@ def run_contexts(acc, streams, rng):
     assert len({len(b) for b in blocks}) == 1
     order = [(c, g) for step in zip(*blocks) for c, (g, k, n, _) in enumerate(step)
              if k == n - 1]
-    results = []
-    m = Module()
-    m.domains.sync = ClockDomain()
-    m.submodules.acc = acc
-
-    async def bench(ctx):
-        async def tick():
-            await ctx.tick()
-            if ctx.get(acc.o_valid):
-                results.append(ctx.get(acc.o))
-
-        for step in zip(*blocks):
-            for _, k, n, (s, scale, nan) in step:
-                ctx.set(acc.valid, 1)
-                ctx.set(acc.first, k == 0)
-                ctx.set(acc.last, k == n - 1)
-                ctx.set(acc.sum, s)
-                ctx.set(acc.scale_sum, scale)
-                ctx.set(acc.nan, nan)
-                await tick()
-                while rng.random() < 0.2:
-                    ctx.set(acc.valid, 0)
-                    await tick()
-        ctx.set(acc.valid, 0)
-        for _ in range(acc.latency + 2):
-            await tick()
-
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return results, order
+    interleaved = [(k == 0, k == n - 1, block) for step in zip(*blocks)
+                   for _, k, n, block in step]
+    return simulate(acc, interleaved, rng), order
 
 
 def _streams(rng, contexts, groups, make_group):
