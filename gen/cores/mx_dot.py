@@ -100,23 +100,26 @@ def _stimulus(p: MXDotParams, rng: np.random.Generator, n: int) -> dict:
 
 
 def _check_vectors(p: MXDotParams, arrays: dict) -> dict:
-    if p.format_set:
-        return _check_selected_vectors(p, arrays)
+    fs = p.format_set
     out = {}
     for side in ("a", "b"):
-        elem = mx_format(getattr(p, f"{side}_format")).element
+        what = ("element codes of each block's format" if fs
+                else f"{mx_format(getattr(p, f'{side}_format')).element.name} codes")
         s = require(arrays, f"{side}_scales", np.uint8, "E8M0 codes [groups, blocks]")
-        c = require(arrays, f"{side}_codes", np.uint8,
-                    f"{elem.name} codes [groups, blocks, block_size]")
+        c = require(arrays, f"{side}_codes", np.uint8, f"{what} [groups, blocks, block_size]")
         if s.ndim != 2:
             raise VectorError(f"array '{side}_scales' must be 2-d [groups, blocks], not shape "
                               f"{s.shape}")
         if c.shape != s.shape + (p.block_size,):
             raise VectorError(f"array '{side}_codes' must have shape [groups, blocks, "
                               f"block_size] = {s.shape + (p.block_size,)}, not {c.shape}")
-        if c.size and int(c.max()) >> elem.width:
-            raise VectorError(f"array '{side}_codes' holds {int(c.max())}, not a {elem.name} "
-                              f"code (0..{(1 << elem.width) - 1})")
+        if fs:
+            out[f"{side}_sel"] = _check_selected_codes(p, arrays, side, s, c)
+        else:
+            elem = mx_format(getattr(p, f"{side}_format")).element
+            if c.size and int(c.max()) >> elem.width:
+                raise VectorError(f"array '{side}_codes' holds {int(c.max())}, not a "
+                                  f"{elem.name} code (0..{(1 << elem.width) - 1})")
         out[f"{side}_scales"], out[f"{side}_codes"] = s, c
     if out["a_scales"].shape != out["b_scales"].shape:
         raise VectorError(f"a_scales {out['a_scales'].shape} and b_scales "
@@ -124,44 +127,27 @@ def _check_vectors(p: MXDotParams, arrays: dict) -> dict:
     return out
 
 
-def _check_selected_vectors(p: MXDotParams, arrays: dict) -> dict:
-    """A format set's vectors: the single-format arrays with codes as wide as the set's widest
-    member, and ``a_sel`` / ``b_sel``; every code must be a code of its block's format."""
+def _check_selected_codes(p: MXDotParams, arrays: dict, side: str, scales, codes):
+    """With a format set: ``{side}_sel``, checked, and every code a code of its block's
+    format."""
     fs = p.format_set
     members = fs.members
-    out = {}
-    for side in ("a", "b"):
-        sel = require(arrays, f"{side}_sel", np.uint8,
-                      f"index in {fs.name} ({', '.join(f.name for f in members)}) of each "
-                      f"block's format [groups, blocks]")
-        scales = require(arrays, f"{side}_scales", np.uint8, "E8M0 codes [groups, blocks]")
-        codes = require(arrays, f"{side}_codes", np.uint8,
-                        "element codes of each block's format [groups, blocks, block_size]")
-        if scales.ndim != 2:
-            raise VectorError(f"array '{side}_scales' must be 2-d [groups, blocks], not shape "
-                              f"{scales.shape}")
-        if sel.shape != scales.shape:
-            raise VectorError(f"array '{side}_sel' must have the shape of '{side}_scales' "
-                              f"{scales.shape}, not {sel.shape}")
-        if codes.shape != scales.shape + (p.block_size,):
-            raise VectorError(f"array '{side}_codes' must have shape [groups, blocks, "
-                              f"block_size] = {scales.shape + (p.block_size,)}, not "
-                              f"{codes.shape}")
-        if sel.size and int(sel.max()) >= len(members):
-            raise VectorError(f"array '{side}_sel' holds {int(sel.max())}; {fs.name} has "
-                              f"formats 0..{len(members) - 1}: "
-                              + ", ".join(f"{k} = {f.name}" for k, f in enumerate(members)))
-        for k, f in enumerate(members):
-            wide = codes[sel == k] >> f.element.width
-            if wide.any():
-                raise VectorError(f"array '{side}_codes' holds {int(codes[sel == k].max())} in a "
-                                  f"block of {f.name} ({side}_sel {k}): not a {f.element.name} "
-                                  f"code (0..{(1 << f.element.width) - 1})")
-        out.update({f"{side}_sel": sel, f"{side}_scales": scales, f"{side}_codes": codes})
-    if out["a_scales"].shape != out["b_scales"].shape:
-        raise VectorError(f"a_scales {out['a_scales'].shape} and b_scales "
-                          f"{out['b_scales'].shape} must have the same shape")
-    return out
+    sel = require(arrays, f"{side}_sel", np.uint8,
+                  f"index in {fs.name} ({', '.join(f.name for f in members)}) of each "
+                  f"block's format [groups, blocks]")
+    if sel.shape != scales.shape:
+        raise VectorError(f"array '{side}_sel' must have the shape of '{side}_scales' "
+                          f"{scales.shape}, not {sel.shape}")
+    if sel.size and int(sel.max()) >= len(members):
+        raise VectorError(f"array '{side}_sel' holds {int(sel.max())}; {fs.name} has "
+                          f"formats 0..{len(members) - 1}: "
+                          + ", ".join(f"{k} = {f.name}" for k, f in enumerate(members)))
+    for k, f in enumerate(members):
+        if (codes[sel == k] >> f.element.width).any():
+            raise VectorError(f"array '{side}_codes' holds {int(codes[sel == k].max())} in a "
+                              f"block of {f.name} ({side}_sel {k}): not a {f.element.name} "
+                              f"code (0..{(1 << f.element.width) - 1})")
+    return sel
 
 
 def _golden(p: MXDotParams, inputs: dict) -> dict:
